@@ -1,0 +1,121 @@
+//! The gateway's data path with a static snapshot and no API server, for benchmarks
+//! (`bench/gateway/run.sh`): every request for any host and path goes to the given
+//! backends, as one Ingress rule `/` (Prefix, no host) would send it.
+//!
+//! ```text
+//! bench_gateway --listen 127.0.0.1:18083 --backend 127.0.0.1:18080 [--threads 1] [--access-log]
+//! ```
+//!
+//! With `--threads 1` (the default) it runs tokio's current-thread runtime, the fair
+//! match for one nginx worker. Prints `listening on ADDR` when ready; stops on SIGINT
+//! or SIGTERM (with the normal drain).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use arc_swap::ArcSwap;
+use ironlb_gateway::metrics::Metrics;
+use ironlb_gateway::proxy::{self, Listen, ProxyConfig};
+use ironlb_gateway::snapshot::Snapshot;
+use ironlb_routes::{compile, EndpointSliceInput, IngressInput, Inputs, ServiceInput};
+use tokio_util::sync::CancellationToken;
+
+struct Opts {
+    listen: SocketAddr,
+    backends: Vec<SocketAddr>,
+    threads: usize,
+    access_log: bool,
+}
+
+fn parse() -> anyhow::Result<Opts> {
+    let mut opts = Opts {
+        listen: "127.0.0.1:18083".parse()?,
+        backends: Vec::new(),
+        threads: 1,
+        access_log: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--listen" => opts.listen = value()?.parse()?,
+            "--backend" => opts.backends.push(value()?.parse()?),
+            "--threads" => opts.threads = value()?.parse()?,
+            "--access-log" => opts.access_log = true,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if opts.backends.is_empty() {
+        bail!("give at least one --backend ADDR");
+    }
+    Ok(opts)
+}
+
+/// One host-less `/` rule to a Service whose endpoints are the backends (one slice per
+/// backend, so each can have its own port).
+fn inputs(backends: &[SocketAddr]) -> Inputs {
+    Inputs {
+        ingresses: vec![IngressInput::new("bench", "bench")
+            .created(1_700_000_000)
+            .prefix("", "/", "echo", 80)],
+        services: vec![ServiceInput::new("bench", "echo").named_target("http", 80, "http")],
+        endpoint_slices: backends
+            .iter()
+            .map(|b| {
+                EndpointSliceInput::new("bench", "echo")
+                    .port("http", b.port())
+                    .ready(&b.ip().to_string())
+            })
+            .collect(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = parse()?;
+    let rt = if opts.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(opts.threads)
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(run(opts))
+}
+
+async fn run(opts: Opts) -> anyhow::Result<()> {
+    let (routes, diagnostics) = compile(&inputs(&opts.backends));
+    if !diagnostics.is_empty() {
+        bail!("the bench route did not compile cleanly: {diagnostics:?}");
+    }
+    let mut snapshot = Snapshot::empty(Arc::new(ironlb_gateway::tls::self_signed_default()));
+    snapshot.routes = routes;
+    snapshot.generation = 1;
+    let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+    let mut cfg = ProxyConfig::new();
+    cfg.http = Some(Listen::Addr(opts.listen));
+    cfg.access_log = opts.access_log;
+    let shutdown = CancellationToken::new();
+    let handle = proxy::serve(
+        cfg,
+        snapshot,
+        Arc::new(Metrics::unregistered()),
+        shutdown.clone(),
+    )
+    .await?;
+    println!(
+        "listening on {}",
+        handle.http_addr.context("no HTTP listener")?
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    shutdown.cancel();
+    handle.wait().await;
+    Ok(())
+}

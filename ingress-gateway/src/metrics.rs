@@ -1,0 +1,267 @@
+//! Gateway metrics (prometheus-client) and the JSON access log.
+//!
+//! The proxy calls [`Metrics::observe_request`] once per request and
+//! [`Metrics::connection_opened`] / [`Metrics::connection_closed`] per client
+//! connection; the watch side calls [`Metrics::snapshot_swapped`] after every swap.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of the request counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `namespace/name` of the Ingress that served the request; empty when none matched.
+    pub ingress: String,
+    /// `namespace/service:port` of the backend; empty when the gateway answered itself.
+    pub service: String,
+    /// HTTP status code sent to the client.
+    pub status: u16,
+}
+
+/// Every gateway metric, registered into the process registry by [`Metrics::new`].
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    upstream_latency: Histogram,
+    active_connections: Gauge,
+    snapshot_swaps: Counter,
+    routes: Gauge,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them under `registry` (names get the
+    /// registry's prefix, e.g. `ironlb_gateway_requests_total`).
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            requests: Family::default(),
+            // 0.5 ms .. ~16 s
+            upstream_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            active_connections: Gauge::default(),
+            snapshot_swaps: Counter::default(),
+            routes: Gauge::default(),
+        };
+        let reg = registry.sub_registry_with_prefix("gateway");
+        reg.register(
+            "requests",
+            "Requests by Ingress, backend Service and status code",
+            m.requests.clone(),
+        );
+        reg.register(
+            "upstream_latency_seconds",
+            "Time from sending a request upstream to its response head",
+            m.upstream_latency.clone(),
+        );
+        reg.register(
+            "active_connections",
+            "Client connections currently open",
+            m.active_connections.clone(),
+        );
+        reg.register(
+            "snapshot_swaps",
+            "Route/endpoint/certificate snapshots swapped in",
+            m.snapshot_swaps.clone(),
+        );
+        reg.register("routes", "Routes in the current snapshot", m.routes.clone());
+        m
+    }
+
+    /// Metrics registered nowhere (tests, benchmarks).
+    pub fn unregistered() -> Metrics {
+        Metrics::new(&mut Registry::default())
+    }
+
+    /// Counts one finished request; `upstream` is the time to the upstream response
+    /// head when the request was proxied.
+    pub fn observe_request(
+        &self,
+        ingress: &str,
+        service: &str,
+        status: u16,
+        upstream: Option<Duration>,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                ingress: ingress.to_string(),
+                service: service.to_string(),
+                status,
+            })
+            .inc();
+        if let Some(d) = upstream {
+            self.upstream_latency.observe(d.as_secs_f64());
+        }
+    }
+
+    /// A client connection was accepted.
+    pub fn connection_opened(&self) {
+        self.active_connections.inc();
+    }
+
+    /// A client connection ended.
+    pub fn connection_closed(&self) {
+        self.active_connections.dec();
+    }
+
+    /// A new snapshot with `route_count` routes was swapped in.
+    pub fn snapshot_swapped(&self, route_count: usize) {
+        self.snapshot_swaps.inc();
+        self.routes
+            .set(i64::try_from(route_count).unwrap_or(i64::MAX));
+    }
+
+    /// Requests counted so far with these labels (tests).
+    pub fn requests_with(&self, ingress: &str, service: &str, status: u16) -> u64 {
+        self.requests
+            .get(&RequestLabels {
+                ingress: ingress.to_string(),
+                service: service.to_string(),
+                status,
+            })
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    /// Currently open client connections.
+    pub fn active_connections(&self) -> i64 {
+        self.active_connections.get()
+    }
+}
+
+/// One access-log line's fields.
+#[derive(Debug, Clone)]
+pub struct AccessLogEntry<'a> {
+    /// Client address.
+    pub client: IpAddr,
+    /// Request method.
+    pub method: &'a str,
+    /// Host header / `:authority`.
+    pub host: &'a str,
+    /// Request path and query as received.
+    pub path: &'a str,
+    /// Status sent.
+    pub status: u16,
+    /// Response body bytes announced by the upstream (`Content-Length`), if known.
+    pub bytes: Option<u64>,
+    /// Upstream endpoint, when proxied.
+    pub upstream: Option<std::net::SocketAddr>,
+    /// Time until the response head was sent.
+    pub duration: Duration,
+    /// `X-Request-ID`.
+    pub request_id: &'a str,
+    /// `namespace/name` of the Ingress, empty when none.
+    pub ingress: &'a str,
+}
+
+impl AccessLogEntry<'_> {
+    /// The JSON line (with the trailing newline), timestamped `now`.
+    pub fn to_line(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        let s = |out: &mut Vec<u8>, v: &str| {
+            // serde_json escapes quotes, control characters and backslashes.
+            let _ = serde_json::to_writer(&mut *out, v);
+        };
+        out.extend_from_slice(b"{\"time\":\"");
+        let _ = write!(out, "{}", now.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        let _ = write!(out, "\",\"client\":\"{}\",\"method\":", self.client);
+        s(&mut out, self.method);
+        out.extend_from_slice(b",\"host\":");
+        s(&mut out, self.host);
+        out.extend_from_slice(b",\"path\":");
+        s(&mut out, self.path);
+        let _ = write!(out, ",\"status\":{}", self.status);
+        match self.bytes {
+            Some(b) => {
+                let _ = write!(out, ",\"bytes\":{b}");
+            }
+            None => out.extend_from_slice(b",\"bytes\":null"),
+        }
+        match self.upstream {
+            Some(u) => {
+                let _ = write!(out, ",\"upstream\":\"{u}\"");
+            }
+            None => out.extend_from_slice(b",\"upstream\":null"),
+        }
+        let _ = write!(
+            out,
+            ",\"duration_ms\":{:.3},\"request_id\":",
+            self.duration.as_secs_f64() * 1000.0
+        );
+        s(&mut out, self.request_id);
+        out.extend_from_slice(b",\"ingress\":");
+        s(&mut out, self.ingress);
+        out.extend_from_slice(b"}\n");
+        out
+    }
+
+    /// Writes the line to stdout in one `write` (lines of concurrent requests never
+    /// interleave); errors (closed stdout) are ignored.
+    pub fn write_stdout(&self) {
+        let line = self.to_line(chrono::Utc::now());
+        let _ = std::io::stdout().lock().write_all(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn requests_and_swaps_show_up_in_the_exposition() {
+        let mut registry = Registry::with_prefix("ironlb");
+        let m = Metrics::new(&mut registry);
+        m.observe_request(
+            "shop/web",
+            "shop/web:80",
+            200,
+            Some(Duration::from_millis(3)),
+        );
+        m.observe_request("shop/web", "shop/web:80", 200, None);
+        m.snapshot_swapped(12);
+        m.connection_opened();
+        assert_eq!(m.requests_with("shop/web", "shop/web:80", 200), 2);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(text.contains(
+            "ironlb_gateway_requests_total{ingress=\"shop/web\",service=\"shop/web:80\",status=\"200\"} 2"
+        ));
+        assert!(text.contains("ironlb_gateway_routes 12"));
+        assert!(text.contains("ironlb_gateway_snapshot_swaps_total 1"));
+        assert!(text.contains("ironlb_gateway_active_connections 1"));
+        assert!(text.contains("ironlb_gateway_upstream_latency_seconds_count 1"));
+    }
+
+    #[test]
+    fn an_access_log_line_is_one_json_object() {
+        let entry = AccessLogEntry {
+            client: "192.0.2.7".parse().unwrap(),
+            method: "GET",
+            host: "shop.example.com",
+            path: "/cart?q=\"x\"",
+            status: 200,
+            bytes: Some(42),
+            upstream: Some("192.0.2.10:8080".parse().unwrap()),
+            duration: Duration::from_micros(1500),
+            request_id: "abc",
+            ingress: "shop/web",
+        };
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let line = entry.to_line(now);
+        assert!(line.ends_with(b"\n"));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["time"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(v["path"], "/cart?q=\"x\"");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["bytes"], 42);
+        assert_eq!(v["upstream"], "192.0.2.10:8080");
+        assert_eq!(v["duration_ms"], 1.5);
+        assert_eq!(v["ingress"], "shop/web");
+    }
+}

@@ -1,0 +1,250 @@
+//! Body types of the data path: the request body sent upstream (streamed, size-limited,
+//! recoverable when a connect attempt failed before it was read) and the response body
+//! sent to the client (the upstream's, streamed, or a short page of our own).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use super::balance::InflightGuard;
+use super::h1pool::{H1Conn, H1Pool};
+use std::net::SocketAddr;
+
+/// Error of [`UpstreamBody`]: the client's body broke or went over the limit.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    /// More bytes than `proxy-body-size` allows.
+    #[error("request body over the limit of {0} bytes")]
+    TooLarge(u64),
+    /// Reading the client's body failed.
+    #[error("reading the request body: {0}")]
+    Client(#[from] hyper::Error),
+}
+
+/// State shared between the proxy and an [`UpstreamBody`] in flight.
+#[derive(Debug, Default)]
+pub struct BodyShared {
+    /// The unread client body, handed back when the upstream request was dropped before
+    /// reading it (e.g. the connection attempt failed), so a retry can send it.
+    returned: Mutex<Option<Incoming>>,
+    /// Set when the body went over the limit.
+    exceeded: AtomicBool,
+}
+
+impl BodyShared {
+    /// Takes the returned body back, if the last attempt never read it.
+    pub fn take_returned(&self) -> Option<Incoming> {
+        self.returned.lock().expect("body lock").take()
+    }
+
+    /// Whether the body went over the limit.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::Relaxed)
+    }
+}
+
+/// The request body sent upstream: the client's body, streamed, counting bytes against
+/// the limit.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    inner: Option<Incoming>,
+    remaining: u64,
+    limit: u64,
+    started: bool,
+    shared: Option<Arc<BodyShared>>,
+}
+
+impl UpstreamBody {
+    /// Streams `inner`, failing once more than `limit` bytes went through.
+    pub fn new(inner: Incoming, limit: u64, shared: Arc<BodyShared>) -> Self {
+        Self {
+            inner: Some(inner),
+            remaining: limit,
+            limit,
+            started: false,
+            shared: Some(shared),
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if !self.started {
+            if let (Some(inner), Some(shared)) = (self.inner.take(), &self.shared) {
+                *shared.returned.lock().expect("body lock") = Some(inner);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
+        let this = &mut *self;
+        this.started = true;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > this.remaining {
+                        if let Some(shared) = &this.shared {
+                            shared.exceeded.store(true, Ordering::Relaxed);
+                        }
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(RequestBodyError::TooLarge(this.limit))));
+                    }
+                    this.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Some(b) => b.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// The response body sent to the client.
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// A complete body made by the gateway (error pages, redirects).
+    Full(Option<Bytes>),
+    /// The upstream's body, streamed; the guard ends the endpoint's in-flight count when
+    /// the body is done or dropped.
+    Upstream(Incoming, Option<InflightGuard>),
+    /// The upstream's body on an inline-driven pooled HTTP/1.1 connection.
+    /// Boxed: the connection state is large and the body is moved around by value.
+    Pooled(Box<PooledBody>),
+}
+
+/// A response body that drives its upstream connection while it streams and returns
+/// the connection to the pool when the body ended cleanly.
+#[derive(Debug)]
+pub struct PooledBody {
+    body: Incoming,
+    conn: Option<H1Conn>,
+    pool: Arc<H1Pool>,
+    endpoint: SocketAddr,
+    guard: Option<InflightGuard>,
+}
+
+impl PooledBody {
+    /// Wraps the upstream response body `body` read from `conn`.
+    pub fn new(
+        body: Incoming,
+        conn: H1Conn,
+        pool: Arc<H1Pool>,
+        endpoint: SocketAddr,
+        guard: InflightGuard,
+    ) -> Self {
+        Self {
+            body,
+            conn: Some(conn),
+            pool,
+            endpoint,
+            guard: Some(guard),
+        }
+    }
+
+    fn finish(&mut self, clean: bool) {
+        self.guard.take();
+        if let Some(conn) = self.conn.take() {
+            if clean {
+                self.pool.checkin(self.endpoint, conn);
+            }
+        }
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        // A body hyper never polled because it was empty still frees its connection.
+        let clean = self.body.is_end_stream();
+        self.finish(clean);
+    }
+}
+
+impl ProxyBody {
+    /// A gateway-made body.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        ProxyBody::Full(Some(bytes.into()))
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        ProxyBody::Full(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Upstream(inner, guard) => {
+                let polled = Pin::new(inner).poll_frame(cx);
+                if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
+                    guard.take();
+                }
+                polled
+            }
+            ProxyBody::Pooled(p) => {
+                if let Some(conn) = p.conn.as_mut() {
+                    conn.poll_drive(cx);
+                }
+                let polled = Pin::new(&mut p.body).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => p.finish(true),
+                    Poll::Ready(Some(Err(_))) => p.finish(false),
+                    _ => {}
+                }
+                polled
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Upstream(inner, _) => inner.is_end_stream(),
+            ProxyBody::Pooled(p) => p.body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Upstream(inner, _) => inner.size_hint(),
+            ProxyBody::Pooled(p) => p.body.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! One request through the gateway: route, policy answers (redirects, 403, 413),
+//! endpoint choice, forwarding with retries, response fix-ups, metrics and access log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use ironlb_routes::{normalize_path, Backend, BodySize, IngressRef, Match, RouteOptions};
+
+use super::balance::{affine_endpoint, affinity_value, Balancer};
+use super::body::{BodyShared, PooledBody, ProxyBody, UpstreamBody};
+use super::h1pool::H1Pool;
+use super::headers::{self as hdr, Forwarded};
+use super::upstream::{Upstreams, Wire};
+use crate::metrics::{AccessLogEntry, Metrics};
+use crate::snapshot::SharedSnapshot;
+
+/// What a connection knows about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Per-request settings of the proxy.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Body limit when a route sets none.
+    pub default_body_limit: u64,
+    /// Upstream response-head timeout when a route sets none.
+    pub read_timeout: Duration,
+    /// Upstream connect timeout when a route sets none.
+    pub connect_timeout: Duration,
+    /// Connect attempts per request (on different endpoints when there are several).
+    pub connect_attempts: usize,
+    /// Port of the HTTPS listener, for redirects (443 when unknown).
+    pub https_port: u16,
+    /// `Strict-Transport-Security` value added to TLS responses, if any.
+    pub hsts: Option<HeaderValue>,
+    /// Write JSON access-log lines to stdout.
+    pub access_log: bool,
+}
+
+/// The shared state of the data path.
+#[derive(Debug)]
+pub struct Proxy {
+    pub(crate) snapshot: SharedSnapshot,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) settings: Settings,
+    pub(crate) upstreams: Upstreams,
+    pub(crate) h1: Arc<H1Pool>,
+    pub(crate) balancer: Balancer,
+}
+
+/// Where the request went, for metrics and logs.
+#[derive(Default)]
+struct Outcome {
+    ingress: Option<Arc<IngressRef>>,
+    backend: Option<Arc<Backend>>,
+    upstream: Option<SocketAddr>,
+    upstream_latency: Option<Duration>,
+}
+
+impl Proxy {
+    /// Serves one request.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Response<ProxyBody> {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let path_and_query = req.uri().path_and_query().cloned();
+        let mut out = Outcome::default();
+        let (mut resp, request_id, host) = self.route_and_forward(req, conn, &mut out).await;
+        if conn.tls {
+            if let Some(hsts) = &self.settings.hsts {
+                resp.headers_mut()
+                    .entry(header::STRICT_TRANSPORT_SECURITY)
+                    .or_insert_with(|| hsts.clone());
+            }
+        }
+        let status = resp.status().as_u16();
+        let ingress = out
+            .ingress
+            .as_ref()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        let service = out
+            .backend
+            .as_ref()
+            .map(|b| format!("{}/{}:{}", b.namespace, b.service, b.port))
+            .unwrap_or_default();
+        self.metrics
+            .observe_request(&ingress, &service, status, out.upstream_latency);
+        if self.settings.access_log {
+            let bytes = resp
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .or_else(|| resp.body().size_hint().exact());
+            AccessLogEntry {
+                client: conn.client.ip(),
+                method: method.as_str(),
+                host: host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or(""),
+                path: path_and_query.as_ref().map_or("/", |p| p.as_str()),
+                status,
+                bytes,
+                upstream: out.upstream,
+                duration: start.elapsed(),
+                request_id: request_id
+                    .as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or(""),
+                ingress: &ingress,
+            }
+            .write_stdout();
+        }
+        resp
+    }
+
+    async fn route_and_forward(
+        &self,
+        mut req: Request<Incoming>,
+        conn: ConnInfo,
+        out: &mut Outcome,
+    ) -> (
+        Response<ProxyBody>,
+        Option<HeaderValue>,
+        Option<HeaderValue>,
+    ) {
+        let host = match req.uri().authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => req.headers().get(header::HOST).cloned(),
+        };
+        let Some(host) = host else {
+            return (
+                page(StatusCode::BAD_REQUEST, "missing Host header"),
+                None,
+                None,
+            );
+        };
+        let Ok(host_str) = host.to_str() else {
+            return (
+                page(StatusCode::BAD_REQUEST, "invalid Host header"),
+                None,
+                Some(host),
+            );
+        };
+        let request_id = hdr::ensure_request_id(req.headers_mut());
+        let resp = self.forward(req, conn, &host, host_str, out).await;
+        let host = host.clone();
+        (resp, Some(request_id), Some(host))
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+        host: &HeaderValue,
+        host_str: &str,
+        out: &mut Outcome,
+    ) -> Response<ProxyBody> {
+        // One snapshot for the whole request, however long it streams.
+        let snapshot = self.snapshot.load_full();
+        let table = &snapshot.routes;
+        let path = req.uri().path();
+        let route = match table.route(host_str, path) {
+            Match::Rule(r) | Match::DefaultBackend(r) => r,
+            Match::NotFound => {
+                return page(StatusCode::NOT_FOUND, "no route for this host and path")
+            }
+        };
+        out.ingress = Some(route.ingress.clone());
+        let options = &route.options;
+
+        if !options.access.allows(conn.client.ip()) {
+            return page(StatusCode::FORBIDDEN, "source address not allowed");
+        }
+        if !conn.tls && table.https_redirect(route, host_str) {
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let location = hdr::https_location(host_str, self.settings.https_port, pq);
+            return redirect(StatusCode::PERMANENT_REDIRECT, &location);
+        }
+        if let Some(r) = &options.redirect {
+            let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            return redirect(code, &r.location);
+        }
+        if let Some(root) = &options.app_root {
+            if path == "/" {
+                return redirect(StatusCode::FOUND, root);
+            }
+        }
+
+        // Canary: the canary Ingress's backend and options replace the main ones.
+        let (backend, options) = match &route.canary {
+            Some(c) => {
+                let header = c
+                    .rule
+                    .by_header
+                    .as_deref()
+                    .and_then(|h| req.headers().get(h))
+                    .and_then(|v| v.to_str().ok());
+                let roll = rand::random_range(0..c.rule.weight_total.max(1));
+                if c.rule.use_canary(header, roll) {
+                    out.ingress = Some(c.ingress.clone());
+                    (&c.backend, &c.options)
+                } else {
+                    (&route.backend, options)
+                }
+            }
+            None => (&route.backend, options),
+        };
+        out.backend = Some(backend.clone());
+
+        let limit = match options.body_size {
+            Some(BodySize::Unlimited) => u64::MAX,
+            Some(BodySize::Bytes(n)) => n,
+            None => self.settings.default_body_limit,
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return page(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+        if backend.endpoints.is_empty() {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no ready endpoint for this service",
+            );
+        }
+
+        let upstream_path = match options.rewrite_target {
+            Some(_) => {
+                let normalized = normalize_path(path);
+                route
+                    .rewrite_path(&normalized)
+                    .map(|p| match req.uri().query() {
+                        Some(q) => format!("{p}?{q}"),
+                        None => p,
+                    })
+            }
+            None => None,
+        };
+        self.send(req, conn, host, backend, options, upstream_path, limit, out)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+        host: &HeaderValue,
+        backend: &Arc<Backend>,
+        options: &RouteOptions,
+        upstream_path: Option<String>,
+        limit: u64,
+        out: &mut Outcome,
+    ) -> Response<ProxyBody> {
+        let wire = Wire::of(options.backend_protocol);
+        let (mut parts, body) = req.into_parts();
+        let upgrading = parts.version == Version::HTTP_11 && hdr::wants_upgrade(&parts.headers);
+        let client_upgrade = if upgrading {
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
+        hdr::strip_hop_by_hop(&mut parts.headers, wire.is_h2(), upgrading);
+        hdr::set_forwarded(
+            &mut parts.headers,
+            Forwarded {
+                client: conn.client.ip(),
+                proto: if conn.tls { "https" } else { "http" },
+                host,
+                port: conn.local.port(),
+            },
+        );
+        parts.headers.insert(header::HOST, host.clone());
+        let version = if wire.is_h2() {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        let pq: Bytes = match upstream_path {
+            Some(p) => Bytes::from(p),
+            None => Bytes::copy_from_slice(
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .as_bytes(),
+            ),
+        };
+
+        // Cookie affinity: honour the cookie while its endpoint exists, else pick and set.
+        let endpoints = &backend.endpoints;
+        let affinity = options.affinity.as_ref();
+        let mut pinned = affinity.and_then(|a| {
+            hdr::cookie(&parts.headers, &a.cookie_name).and_then(|v| affine_endpoint(endpoints, v))
+        });
+        let set_cookie = affinity.is_some() && pinned.is_none();
+
+        let shared = Arc::new(BodyShared::default());
+        let mut body = Some(body);
+        let mut tried: Vec<usize> = Vec::new();
+        let attempts = self.settings.connect_attempts.max(1).min(endpoints.len());
+        let read_timeout = options.read_timeout.unwrap_or(self.settings.read_timeout);
+        let connect_timeout = options
+            .connect_timeout
+            .unwrap_or(self.settings.connect_timeout);
+        // Plain HTTP/1.1 goes through the inline pool; upgrades, h2 and TLS through
+        // hyper-util's client.
+        let inline = wire == Wire::H1 && !upgrading;
+        let mut last_connect_error: Option<String> = None;
+        let mut headers = Some(parts.headers);
+        let mut attempt = 0;
+        let mut stale_retries = 0;
+        while attempt < attempts {
+            let Some(i) = pinned
+                .take()
+                .or_else(|| self.balancer.pick(endpoints, options.load_balance, &tried))
+            else {
+                break;
+            };
+            let endpoint = endpoints[i];
+            out.upstream = Some(endpoint);
+            let mut conn = None;
+            if inline {
+                conn = match self.h1.checkout(endpoint) {
+                    Some(c) => Some(c),
+                    None => match H1Pool::connect(endpoint, connect_timeout).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::debug!(%endpoint, error = %e, "upstream connect failed");
+                            last_connect_error = Some(e.to_string());
+                            tried.push(i);
+                            attempt += 1;
+                            continue;
+                        }
+                    },
+                };
+            }
+            let reused = conn.as_ref().is_some_and(|c| c.reused);
+            let Some(incoming) = body.take().or_else(|| shared.take_returned()) else {
+                // The body was consumed by the failed attempt: it cannot be resent.
+                break;
+            };
+            let upstream_body = UpstreamBody::new(incoming, limit, shared.clone());
+            let uri = if inline {
+                http::uri::PathAndQuery::from_maybe_shared(pq.clone())
+                    .ok()
+                    .map(Uri::from)
+            } else {
+                upstream_uri(wire, endpoint, &pq)
+            };
+            let Some(uri) = uri else {
+                return page(StatusCode::BAD_REQUEST, "invalid request target");
+            };
+            let mut up = Request::new(upstream_body);
+            *up.method_mut() = parts.method.clone();
+            *up.uri_mut() = uri;
+            *up.version_mut() = version;
+            // Only a later attempt (or a retry after a stale pooled connection) needs
+            // the headers again.
+            *up.headers_mut() = if attempt + 1 < attempts || reused {
+                headers.clone().unwrap_or_default()
+            } else {
+                headers.take().unwrap_or_default()
+            };
+
+            let guard = self.balancer.start(endpoint);
+            let sent = Instant::now();
+            let result = match conn.as_mut() {
+                Some(c) => tokio::time::timeout(read_timeout, c.send(up))
+                    .await
+                    .map(|r| r.map_err(|e| (false, e.to_string()))),
+                None => tokio::time::timeout(
+                    read_timeout,
+                    self.upstreams.request(wire, options.connect_timeout, up),
+                )
+                .await
+                .map(|r| r.map_err(|e| (e.is_connect(), e.to_string()))),
+            };
+            out.upstream_latency = Some(sent.elapsed());
+            let mut resp = match result {
+                Err(_) => return page(StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+                Ok(Err((true, e))) => {
+                    tracing::debug!(%endpoint, error = %e, "upstream connect failed");
+                    last_connect_error = Some(e);
+                    tried.push(i);
+                    attempt += 1;
+                    continue;
+                }
+                Ok(Err((false, e))) => {
+                    if shared.exceeded() {
+                        return page(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+                    }
+                    if reused && stale_retries < 4 {
+                        // A pooled connection the backend closed meanwhile: the request
+                        // was not processed; send it again on a fresh connection.
+                        if let Some(b) = shared.take_returned() {
+                            body = Some(b);
+                            stale_retries += 1;
+                            pinned = Some(i);
+                            continue;
+                        }
+                    }
+                    tracing::debug!(%endpoint, error = %e, "upstream request failed");
+                    return page(StatusCode::BAD_GATEWAY, "upstream request failed");
+                }
+                Ok(Ok(resp)) => resp,
+            };
+
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                if let Some(client_upgrade) = client_upgrade {
+                    let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(splice(client_upgrade, upstream_upgrade));
+                }
+                let (parts, _) = resp.into_parts();
+                return Response::from_parts(parts, ProxyBody::empty());
+            }
+            let (mut rparts, rbody) = resp.into_parts();
+            hdr::strip_hop_by_hop(&mut rparts.headers, false, false);
+            if set_cookie {
+                if let Some(a) = affinity {
+                    let cookie = format!(
+                        "{}={}; Path=/; HttpOnly",
+                        a.cookie_name,
+                        affinity_value(endpoint)
+                    );
+                    if let Ok(v) = HeaderValue::try_from(cookie) {
+                        rparts.headers.append(header::SET_COOKIE, v);
+                    }
+                }
+            }
+            let body = match conn {
+                Some(c) => ProxyBody::Pooled(Box::new(PooledBody::new(
+                    rbody,
+                    c,
+                    self.h1.clone(),
+                    endpoint,
+                    guard,
+                ))),
+                None => ProxyBody::Upstream(rbody, Some(guard)),
+            };
+            return Response::from_parts(rparts, body);
+        }
+        if let Some(e) = last_connect_error {
+            tracing::warn!(service = %backend.service, error = %e, "no endpoint reachable");
+        }
+        page(StatusCode::BAD_GATEWAY, "upstream connection failed")
+    }
+}
+
+fn upstream_uri(wire: Wire, endpoint: SocketAddr, pq: &Bytes) -> Option<Uri> {
+    let authority = endpoint.to_string();
+    Uri::builder()
+        .scheme(wire.scheme())
+        .authority(authority)
+        .path_and_query(http::uri::PathAndQuery::from_maybe_shared(pq.clone()).ok()?)
+        .build()
+        .ok()
+}
+
+/// Copies bytes both ways between an upgraded client and upstream connection.
+async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(error = %e, "upgraded connection ended");
+    }
+}
+
+/// A short plain-text page of the gateway's own.
+pub fn page(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let body = format!(
+        "{} {}: {message}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
+    let mut resp = page(status, "redirecting");
+    match HeaderValue::try_from(location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+            resp
+        }
+        Err(_) => page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "invalid redirect location",
+        ),
+    }
+}

@@ -1,0 +1,413 @@
+//! The data path: hyper HTTP/1.1 + HTTP/2 server (h2c with prior knowledge on the plain
+//! listener, ALPN over TLS), routing every request through the current snapshot to a
+//! pooled upstream connection.
+//!
+//! [`serve`] binds (or adopts) the listeners and returns at once with a
+//! [`ProxyHandle`]; cancelling the shutdown token stops accepting, lets in-flight
+//! requests finish for up to `drain_timeout`, then closes what is left.
+//!
+//! Limits: `max_connections` (a semaphore taken before `accept`, so excess clients wait
+//! in the kernel backlog), `max_header_bytes` (HTTP/1: hyper's read buffer, over it →
+//! 431; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`), `header_read_timeout` (HTTP/1: hyper's
+//! header timer, which also bounds how long an idle keep-alive connection waits for its
+//! next request; TLS: the handshake), `idle_timeout` (HTTP/2: keep-alive pings every
+//! `idle_timeout`, a connection that does not answer within 20 s is closed; upstream
+//! pools: idle connections older than it are not reused).
+//!
+//! Upstreams: plain HTTP/1.1 (the default `backend-protocol`) over the inline pool of
+//! `h1pool` (connections driven by the request task, no extra task per connection);
+//! h2c/gRPC, HTTPS/GRPCS (rustls, backend certificates not verified, as ingress-nginx's
+//! default `proxy-ssl-verify off`) and WebSocket upgrades over hyper-util's pooled
+//! client (`upstream`). A connect failure is retried on another endpoint (up to
+//! `connect_attempts`); the request body, if not yet read, goes with the retry.
+
+mod balance;
+mod body;
+mod h1pool;
+mod handler;
+pub mod headers;
+mod upstream;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use http::HeaderValue;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use body::ProxyBody;
+pub use handler::ConnInfo;
+
+use crate::metrics::Metrics;
+use crate::snapshot::SharedSnapshot;
+use handler::{Proxy, Settings};
+use upstream::{PoolConfig, Upstreams};
+
+/// Accept queue length of the listeners bound here (the kernel caps it at
+/// `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Where a listener comes from.
+#[derive(Debug)]
+pub enum Listen {
+    /// Bind this address.
+    Addr(SocketAddr),
+    /// Use this already bound std listener (tests pass `127.0.0.1:0` listeners).
+    Std(std::net::TcpListener),
+    /// Use this already bound tokio listener.
+    Tokio(TcpListener),
+}
+
+impl Listen {
+    async fn into_listener(self) -> anyhow::Result<TcpListener> {
+        match self {
+            Listen::Addr(addr) => {
+                // tokio's `bind` listens with a backlog of 1024; bursts of new clients
+                // then overflow the accept queue and wait a 1 s SYN retransmit.
+                let socket = if addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .context("creating the listening socket")?;
+                socket.set_reuseaddr(true).context("SO_REUSEADDR")?;
+                socket
+                    .bind(addr)
+                    .with_context(|| format!("binding {addr}"))?;
+                socket
+                    .listen(LISTEN_BACKLOG)
+                    .with_context(|| format!("listening on {addr}"))
+            }
+            Listen::Std(l) => {
+                l.set_nonblocking(true)
+                    .context("setting the listener non-blocking")?;
+                TcpListener::from_std(l).context("adopting the listener")
+            }
+            Listen::Tokio(l) => Ok(l),
+        }
+    }
+}
+
+/// Configuration of the data path.
+#[derive(Debug)]
+pub struct ProxyConfig {
+    /// Plain HTTP listener (HTTP/1.1 and h2c with prior knowledge); `None` = none.
+    pub http: Option<Listen>,
+    /// TLS listener (ALPN h2, http/1.1); `None` = none.
+    pub https: Option<Listen>,
+    /// Port named in HTTP→HTTPS redirects; `None` = the HTTPS listener's port (443 if
+    /// there is none). Set it when a LoadBalancer maps 443 to another listener port.
+    pub redirect_https_port: Option<u16>,
+    /// Maximum simultaneous client connections.
+    pub max_connections: usize,
+    /// Maximum request header block, in bytes.
+    pub max_header_bytes: usize,
+    /// Time to read a request's headers (and a TLS handshake).
+    pub header_read_timeout: Duration,
+    /// Idle timeout (HTTP/2 keep-alive pings; upstream pool idle connections).
+    pub idle_timeout: Duration,
+    /// Request body limit when a route sets no `proxy-body-size`.
+    pub default_body_limit: u64,
+    /// Upstream connect timeout when a route sets no `proxy-connect-timeout`.
+    pub connect_timeout: Duration,
+    /// Time to the upstream response head when a route sets no `proxy-read-timeout`.
+    pub read_timeout: Duration,
+    /// Connect attempts per request, each to another endpoint when possible.
+    pub connect_attempts: usize,
+    /// `Strict-Transport-Security` value added to TLS responses (`None` = no HSTS).
+    pub hsts: Option<String>,
+    /// One JSON access-log line per request on stdout.
+    pub access_log: bool,
+    /// Time given to in-flight requests after shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl ProxyConfig {
+    /// The defaults of the command line (ingress-nginx's where it has one: connect 5 s,
+    /// read 60 s, HSTS `max-age=31536000; includeSubDomains`), without listeners.
+    pub fn new() -> ProxyConfig {
+        ProxyConfig {
+            http: None,
+            https: None,
+            redirect_https_port: None,
+            max_connections: 16384,
+            max_header_bytes: 32 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            default_body_limit: 1024 * 1024,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+            connect_attempts: 3,
+            hsts: Some("max-age=31536000; includeSubDomains".to_string()),
+            access_log: false,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// From the gateway's command line.
+    pub fn from_args(args: &crate::Args) -> ProxyConfig {
+        ProxyConfig {
+            http: Some(Listen::Addr(args.http_listen)),
+            https: Some(Listen::Addr(args.https_listen)),
+            max_connections: args.max_connections,
+            max_header_bytes: args.max_header_bytes,
+            header_read_timeout: args.header_read_timeout,
+            idle_timeout: args.idle_timeout,
+            default_body_limit: args.default_body_limit,
+            access_log: args.access_log,
+            drain_timeout: args.drain_timeout,
+            ..ProxyConfig::new()
+        }
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig::new()
+    }
+}
+
+/// A running data path.
+#[derive(Debug)]
+pub struct ProxyHandle {
+    /// Bound address of the plain HTTP listener.
+    pub http_addr: Option<SocketAddr>,
+    /// Bound address of the TLS listener.
+    pub https_addr: Option<SocketAddr>,
+    task: JoinHandle<()>,
+}
+
+impl ProxyHandle {
+    /// Resolves once the shutdown token was cancelled and the drain finished (every
+    /// connection closed, or `drain_timeout` passed).
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "proxy task failed");
+        }
+    }
+}
+
+/// Starts the data path on the configured listeners; see the module docs.
+pub async fn serve(
+    cfg: ProxyConfig,
+    snapshot: SharedSnapshot,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ProxyHandle> {
+    let http = match cfg.http {
+        Some(l) => Some(l.into_listener().await.context("HTTP listener")?),
+        None => None,
+    };
+    let https = match cfg.https {
+        Some(l) => Some(l.into_listener().await.context("HTTPS listener")?),
+        None => None,
+    };
+    let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
+    let https_addr = https.as_ref().map(|l| l.local_addr()).transpose()?;
+    let hsts = cfg
+        .hsts
+        .as_deref()
+        .map(HeaderValue::from_str)
+        .transpose()
+        .context("HSTS header value")?;
+    let proxy = Arc::new(Proxy {
+        snapshot: snapshot.clone(),
+        metrics: metrics.clone(),
+        settings: Settings {
+            default_body_limit: cfg.default_body_limit,
+            read_timeout: cfg.read_timeout,
+            connect_timeout: cfg.connect_timeout,
+            connect_attempts: cfg.connect_attempts,
+            https_port: cfg
+                .redirect_https_port
+                .or(https_addr.map(|a| a.port()))
+                .unwrap_or(443),
+            hsts,
+            access_log: cfg.access_log,
+        },
+        upstreams: Upstreams::new(PoolConfig {
+            connect_timeout: cfg.connect_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_idle_per_endpoint: 1024,
+        }),
+        h1: Arc::new(h1pool::H1Pool::new(1024, cfg.idle_timeout)),
+        balancer: Default::default(),
+    });
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout)
+        .max_buf_size(cfg.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(cfg.idle_timeout)
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(256);
+    let tls = match https {
+        Some(_) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::server_config(snapshot.clone()).context("TLS configuration")?,
+        )),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        proxy,
+        builder,
+        graceful: GracefulShutdown::new(),
+        limit: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+        header_read_timeout: cfg.header_read_timeout,
+        metrics,
+    });
+
+    let drain = cfg.drain_timeout;
+    let task = tokio::spawn(async move {
+        let mut loops = Vec::new();
+        if let Some(l) = http {
+            loops.push(tokio::spawn(accept_loop(
+                l,
+                None,
+                shared.clone(),
+                shutdown.clone(),
+            )));
+        }
+        if let (Some(l), Some(tls)) = (https, tls) {
+            loops.push(tokio::spawn(accept_loop(
+                l,
+                Some(tls),
+                shared.clone(),
+                shutdown.clone(),
+            )));
+        }
+        for l in loops {
+            let _ = l.await;
+        }
+        // Listeners are closed; drain what is in flight.
+        let Ok(shared) = Arc::try_unwrap(shared).map_err(|_| ()) else {
+            tracing::error!("proxy state still shared after the accept loops ended");
+            return;
+        };
+        let open = shared.graceful.count();
+        tracing::info!(connections = open, ?drain, "draining");
+        match tokio::time::timeout(drain, shared.graceful.shutdown()).await {
+            Ok(()) => tracing::info!("drained"),
+            Err(_) => tracing::warn!("drain timeout passed; closing the remaining connections"),
+        }
+    });
+    Ok(ProxyHandle {
+        http_addr,
+        https_addr,
+        task,
+    })
+}
+
+struct Shared {
+    proxy: Arc<Proxy>,
+    builder: auto::Builder<TokioExecutor>,
+    graceful: GracefulShutdown,
+    limit: Arc<Semaphore>,
+    header_read_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = shared.limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, client) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or_else(|_| {
+            listener
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        });
+        let conn = ConnInfo {
+            client,
+            local,
+            tls: tls.is_some(),
+        };
+        let shared = shared.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            shared.metrics.connection_opened();
+            serve_connection(stream, tls, conn, &shared).await;
+            shared.metrics.connection_closed();
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    conn: ConnInfo,
+    shared: &Shared,
+) {
+    let proxy = shared.proxy.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(req, conn).await) }
+    });
+    let result = match tls {
+        None => {
+            let c = shared
+                .builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+            shared.graceful.watch(c.into_owned()).await
+        }
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream));
+            let stream = match handshake.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(client = %conn.client, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let c = shared
+                .builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+            shared.graceful.watch(c.into_owned()).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,59 @@
+use super::*;
+
+fn cert_and_key(name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn a_matching_certificate_and_key_load() {
+    let (cert, key) = cert_and_key("shop.example.com");
+    let ck = certified_key_from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    assert_eq!(ck.cert.len(), 1);
+}
+
+#[test]
+fn an_empty_certificate_is_refused_clearly() {
+    let (_, key) = cert_and_key("shop.example.com");
+    let err = certified_key_from_pem(b"", key.as_bytes()).unwrap_err();
+    assert_eq!(err.to_string(), "no certificate in PEM");
+}
+
+#[test]
+fn a_missing_key_is_refused_clearly() {
+    let (cert, _) = cert_and_key("shop.example.com");
+    let err = certified_key_from_pem(cert.as_bytes(), b"").unwrap_err();
+    assert_eq!(err.to_string(), "no private key in PEM");
+}
+
+#[test]
+fn the_key_of_another_certificate_is_refused() {
+    let (cert, _) = cert_and_key("shop.example.com");
+    let (_, other_key) = cert_and_key("blog.example.com");
+    let err = certified_key_from_pem(cert.as_bytes(), other_key.as_bytes()).unwrap_err();
+    assert_eq!(err.to_string(), "key does not match certificate");
+}
+
+#[test]
+fn the_default_certificate_names_ironlb() {
+    let ck = self_signed_default();
+    let der = ck.cert[0].as_ref();
+    let needle = b"IronLB default certificate";
+    assert!(der.windows(needle.len()).any(|w| w == needle));
+}
+
+#[test]
+fn the_server_config_offers_h2_and_http11() {
+    let snapshot: SharedSnapshot = Arc::new(arc_swap::ArcSwap::from_pointee(
+        crate::snapshot::Snapshot::empty(Arc::new(self_signed_default())),
+    ));
+    let cfg = server_config(snapshot).unwrap();
+    assert_eq!(
+        cfg.alpn_protocols,
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+}

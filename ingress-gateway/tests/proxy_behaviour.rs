@@ -1,0 +1,1053 @@
+//! In-process tests of the data path: a gateway on 127.0.0.1 serving a route table
+//! compiled from plain inputs, in front of in-process `ironlb-echo` backends.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use ironlb_echo::{EchoConfig, EchoHandle, EchoReply};
+use ironlb_gateway::metrics::Metrics;
+use ironlb_gateway::proxy::{self, Listen, ProxyConfig, ProxyHandle};
+use ironlb_gateway::snapshot::{SharedSnapshot, Snapshot};
+use ironlb_routes::{compile, EndpointSliceInput, IngressInput, Inputs, ServiceInput};
+use rustls::sign::CertifiedKey;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+// === fixtures ===
+
+/// Backends by service name, each one or more echo servers.
+struct Backends {
+    echoes: Vec<EchoHandle>,
+    services: Vec<ServiceInput>,
+    slices: Vec<EndpointSliceInput>,
+}
+
+impl Backends {
+    fn new() -> Self {
+        Self {
+            echoes: Vec::new(),
+            services: Vec::new(),
+            slices: Vec::new(),
+        }
+    }
+
+    /// A Service `shop/<name>` port 80 whose endpoints are the given echo servers.
+    async fn service(mut self, name: &str, pods: &[EchoConfig]) -> Self {
+        self.services
+            .push(ServiceInput::new("shop", name).named_target("http", 80, "http"));
+        for cfg in pods {
+            let echo = cfg.clone().spawn(localhost()).await.unwrap();
+            self.slices.push(
+                EndpointSliceInput::new("shop", name)
+                    .port("http", echo.addr().port())
+                    .ready("127.0.0.1"),
+            );
+            self.echoes.push(echo);
+        }
+        self
+    }
+
+    /// A Service whose only endpoint is a closed port (connection refused).
+    fn dead_service(mut self, name: &str) -> Self {
+        self.services
+            .push(ServiceInput::new("shop", name).named_target("http", 80, "http"));
+        self.slices.push(
+            EndpointSliceInput::new("shop", name)
+                .port("http", closed_port())
+                .ready("127.0.0.1"),
+        );
+        self
+    }
+
+    /// Adds a dead endpoint to an existing service.
+    fn with_dead_endpoint(mut self, name: &str) -> Self {
+        self.slices.push(
+            EndpointSliceInput::new("shop", name)
+                .port("http", closed_port())
+                .ready("127.0.0.1"),
+        );
+        self
+    }
+
+    /// A Service without any endpoint.
+    fn empty_service(mut self, name: &str) -> Self {
+        self.services
+            .push(ServiceInput::new("shop", name).named_target("http", 80, "http"));
+        self
+    }
+
+    fn inputs(&self, ingresses: Vec<IngressInput>) -> Inputs {
+        Inputs {
+            ingresses,
+            services: self.services.clone(),
+            endpoint_slices: self.slices.clone(),
+        }
+    }
+}
+
+fn localhost() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn pod(service: &str, pod: &str) -> EchoConfig {
+    EchoConfig::new(service, pod)
+}
+
+fn ingress(name: &str) -> IngressInput {
+    IngressInput::new("shop", name).created(1_700_000_000)
+}
+
+struct Gateway {
+    http: SocketAddr,
+    https: SocketAddr,
+    snapshot: SharedSnapshot,
+    default_cert: Arc<CertifiedKey>,
+    certs: BTreeMap<String, Arc<CertifiedKey>>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    handle: Option<ProxyHandle>,
+}
+
+impl Gateway {
+    async fn start(inputs: &Inputs) -> Gateway {
+        Gateway::start_with(inputs, ProxyConfig::new()).await
+    }
+
+    async fn start_with(inputs: &Inputs, mut cfg: ProxyConfig) -> Gateway {
+        let default_cert = Arc::new(ironlb_gateway::tls::self_signed_default());
+        let snapshot: SharedSnapshot =
+            Arc::new(ArcSwap::from_pointee(Snapshot::empty(default_cert.clone())));
+        cfg.http = Some(Listen::Std(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        ));
+        cfg.https = Some(Listen::Std(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        ));
+        let metrics = Arc::new(Metrics::unregistered());
+        let shutdown = CancellationToken::new();
+        let handle = proxy::serve(cfg, snapshot.clone(), metrics.clone(), shutdown.clone())
+            .await
+            .unwrap();
+        let gw = Gateway {
+            http: handle.http_addr.unwrap(),
+            https: handle.https_addr.unwrap(),
+            snapshot,
+            default_cert,
+            certs: BTreeMap::new(),
+            metrics,
+            shutdown,
+            handle: Some(handle),
+        };
+        gw.set_routes(inputs);
+        gw
+    }
+
+    fn set_routes(&self, inputs: &Inputs) {
+        let (routes, _diagnostics) = compile(inputs);
+        let current = self.snapshot.load();
+        self.snapshot.store(Arc::new(Snapshot {
+            routes,
+            certs: self
+                .certs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            default_cert: self.default_cert.clone(),
+            generation: current.generation + 1,
+        }));
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+}
+
+// === clients ===
+
+type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+fn h1_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Body> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+struct Reply {
+    status: StatusCode,
+    version: Version,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn echo(&self) -> EchoReply {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not an echo reply ({e}): {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    fn pod(&self) -> String {
+        self.echo().pod
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn read(resp: Response<hyper::body::Incoming>) -> Reply {
+    let (parts, body) = resp.into_parts();
+    let body = tokio::time::timeout(WAIT, body.collect())
+        .await
+        .expect("response body in time")
+        .expect("response body")
+        .to_bytes();
+    Reply {
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+    }
+}
+
+async fn send(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
+    req: Request<Body>,
+) -> Reply {
+    let resp = tokio::time::timeout(WAIT, client.request(req))
+        .await
+        .expect("response in time")
+        .expect("response");
+    read(resp).await
+}
+
+fn get(gw: &Gateway, host: &str, path: &str) -> Request<Body> {
+    Request::get(gw.url(path))
+        .header("host", host)
+        .body(full(""))
+        .unwrap()
+}
+
+async fn get_h1(gw: &Gateway, host: &str, path: &str) -> Reply {
+    send(&h1_client(), get(gw, host, path)).await
+}
+
+// === routing ===
+
+#[tokio::test]
+async fn hosts_and_paths_reach_their_services() {
+    let b = Backends::new()
+        .service("web", &[pod("web", "web-1")])
+        .await
+        .service("api", &[pod("api", "api-1")])
+        .await
+        .service("blog", &[pod("blog", "blog-1")])
+        .await;
+    let inputs = b.inputs(vec![ingress("shop")
+        .prefix("shop.example.com", "/", "web", 80)
+        .prefix("shop.example.com", "/api", "api", 80)
+        .exact("blog.example.com", "/", "blog", 80)]);
+    let gw = Gateway::start(&inputs).await;
+
+    let r = get_h1(&gw, "shop.example.com", "/cart").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.echo().service, "web");
+    assert_eq!(r.echo().path, "/cart");
+    assert_eq!(r.echo().host, "shop.example.com");
+    assert_eq!(
+        get_h1(&gw, "SHOP.example.com:8080", "/api/users?x=1")
+            .await
+            .echo()
+            .service,
+        "api"
+    );
+    assert_eq!(
+        get_h1(&gw, "shop.example.com", "/apis")
+            .await
+            .echo()
+            .service,
+        "web"
+    );
+    assert_eq!(
+        get_h1(&gw, "blog.example.com", "/").await.echo().service,
+        "blog"
+    );
+    let nf = get_h1(&gw, "blog.example.com", "/other").await;
+    assert_eq!(nf.status, StatusCode::NOT_FOUND);
+    assert!(nf.text().starts_with("404"));
+    assert_eq!(
+        get_h1(&gw, "unknown.example.com", "/").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 2);
+}
+
+#[tokio::test]
+async fn h2c_with_prior_knowledge_is_served() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
+        "shop.example.com",
+        "/",
+        "web",
+        80,
+    )]))
+    .await;
+    // Prior knowledge over a plain connection; :authority names the virtual host.
+    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("http://shop.example.com/h2")
+        .body(full(""))
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = read(resp).await;
+    assert_eq!(r.version, Version::HTTP_2);
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.echo().service, "web");
+}
+
+#[tokio::test]
+async fn h2c_and_grpc_backends_get_http2() {
+    let b = Backends::new()
+        .service("grpc", &[pod("grpc", "grpc-1")])
+        .await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("rpc")
+        .annotation("nginx.ingress.kubernetes.io/backend-protocol", "GRPC")
+        .prefix("rpc.example.com", "/", "grpc", 80)]))
+    .await;
+    let mut req = get(&gw, "rpc.example.com", "/pkg.Service/Method");
+    req.headers_mut().insert("te", "trailers".parse().unwrap());
+    let r = send(&h1_client(), req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let echo = r.echo();
+    assert_eq!(echo.protocol, "HTTP/2.0");
+    assert_eq!(echo.headers.get("te").map(String::as_str), Some("trailers"));
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
+        "shop.example.com",
+        "/",
+        "web",
+        80,
+    )]))
+    .await;
+    let client = h1_client();
+    let mut sources = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        // Bodies of both kinds: empty and with a few bytes.
+        let req = Request::post(gw.url("/"))
+            .header("host", "shop.example.com")
+            .body(full(vec![b'x'; i]))
+            .unwrap();
+        let r = send(&client, req).await;
+        assert_eq!(r.echo().body_length, i as u64);
+        sources.insert(r.echo().client);
+    }
+    assert_eq!(
+        sources.len(),
+        1,
+        "one upstream connection for sequential requests: {sources:?}"
+    );
+}
+
+// === errors ===
+
+#[tokio::test]
+async fn no_endpoint_is_503_and_a_dead_one_is_502() {
+    let b = Backends::new().empty_service("idle").dead_service("gone");
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .prefix("idle.example.com", "/", "idle", 80)
+        .prefix("gone.example.com", "/", "gone", 80)]))
+    .await;
+    let r = get_h1(&gw, "idle.example.com", "/").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().starts_with("503"));
+    let r = get_h1(&gw, "gone.example.com", "/").await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(r.text().starts_with("502"));
+}
+
+#[tokio::test]
+async fn a_connect_failure_is_retried_on_a_live_endpoint() {
+    let b = Backends::new()
+        .service("web", &[pod("web", "web-1")])
+        .await
+        .with_dead_endpoint("web")
+        .with_dead_endpoint("web");
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
+        "shop.example.com",
+        "/",
+        "web",
+        80,
+    )]))
+    .await;
+    let client = h1_client();
+    for _ in 0..20 {
+        let r = send(&client, get(&gw, "shop.example.com", "/")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.pod(), "web-1");
+    }
+    // A request with a body is retried too: the unread body is sent to the next one.
+    for _ in 0..10 {
+        let req = Request::post(gw.url("/upload"))
+            .header("host", "shop.example.com")
+            .body(full("hello"))
+            .unwrap();
+        let r = send(&client, req).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.echo().body_length, 5);
+    }
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_504() {
+    let b = Backends::new()
+        .service(
+            "slow",
+            &[pod("slow", "slow-1").with_delay(Duration::from_secs(5))],
+        )
+        .await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/proxy-read-timeout", "1")
+        .prefix("slow.example.com", "/", "slow", 80)]))
+    .await;
+    let r = get_h1(&gw, "slow.example.com", "/").await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(r.text().starts_with("504"));
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_declared_or_streamed() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/proxy-body-size", "1k")
+        .prefix("shop.example.com", "/", "web", 80)]))
+    .await;
+    let client = h1_client();
+    let post = |body: Body| {
+        Request::post(gw.url("/upload"))
+            .header("host", "shop.example.com")
+            .body(body)
+            .unwrap()
+    };
+    let r = send(&client, post(full(vec![b'x'; 2000]))).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = send(&client, post(full(vec![b'x'; 1000]))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.echo().body_length, 1000);
+    // Chunked, no Content-Length: caught while streaming.
+    let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = (0..4)
+        .map(|_| Ok(Frame::data(Bytes::from(vec![b'y'; 600]))))
+        .collect();
+    let streamed = StreamBody::new(futures::stream::iter(chunks)).boxed();
+    let r = send(&client, post(streamed)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.max_header_bytes = 8192;
+    let gw = Gateway::start_with(
+        &b.inputs(vec![ingress("shop").prefix(
+            "shop.example.com",
+            "/",
+            "web",
+            80,
+        )]),
+        cfg,
+    )
+    .await;
+    let mut req = get(&gw, "shop.example.com", "/");
+    req.headers_mut()
+        .insert("x-big", "a".repeat(20_000).parse().unwrap());
+    let status = match tokio::time::timeout(WAIT, h1_client().request(req))
+        .await
+        .unwrap()
+    {
+        Ok(resp) => resp.status(),
+        // hyper may close the connection while the client is still writing.
+        Err(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    };
+    assert!(
+        status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE || status == StatusCode::BAD_REQUEST,
+        "{status}"
+    );
+}
+
+// === headers ===
+
+#[tokio::test]
+async fn forwarded_headers_request_id_and_hop_by_hop() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
+        "shop.example.com",
+        "/",
+        "web",
+        80,
+    )]))
+    .await;
+    let req = Request::get(gw.url("/"))
+        .header("host", "shop.example.com")
+        .header("x-forwarded-for", "198.51.100.9")
+        .header("connection", "x-private")
+        .header("x-private", "secret")
+        .header("proxy-authorization", "Basic eA==")
+        .header("keep-alive", "timeout=5")
+        .body(full(""))
+        .unwrap();
+    let r = send(&h1_client(), req).await;
+    let h = r.echo().headers;
+    assert_eq!(h["x-forwarded-for"], "198.51.100.9, 127.0.0.1");
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "shop.example.com");
+    assert_eq!(h["x-forwarded-port"], gw.http.port().to_string());
+    assert_eq!(h["x-request-id"].len(), 36);
+    assert_eq!(h["host"], "shop.example.com");
+    for gone in ["x-private", "proxy-authorization", "keep-alive"] {
+        assert!(!h.contains_key(gone), "{gone} was forwarded");
+    }
+    let req = Request::get(gw.url("/"))
+        .header("host", "shop.example.com")
+        .header("x-request-id", "req-42")
+        .body(full(""))
+        .unwrap();
+    assert_eq!(
+        send(&h1_client(), req).await.echo().headers["x-request-id"],
+        "req-42"
+    );
+}
+
+// === annotations ===
+
+#[tokio::test]
+async fn source_ranges_allow_and_deny() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![
+        ingress("open")
+            .annotation("nginx.ingress.kubernetes.io/whitelist-source-range", "127.0.0.0/8")
+            .prefix("open.example.com", "/", "web", 80),
+        ingress("closed")
+            .annotation("nginx.ingress.kubernetes.io/whitelist-source-range", "192.0.2.0/24")
+            .prefix("closed.example.com", "/", "web", 80),
+        ingress("denied")
+            .annotation("nginx.ingress.kubernetes.io/denylist-source-range", "127.0.0.1/32")
+            .prefix("denied.example.com", "/", "web", 80),
+    ]))
+    .await;
+    assert_eq!(
+        get_h1(&gw, "open.example.com", "/").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_h1(&gw, "closed.example.com", "/").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get_h1(&gw, "denied.example.com", "/").await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn rewrite_target_redirects_and_app_root() {
+    let b = Backends::new().service("api", &[pod("api", "api-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![
+            ingress("api")
+                .annotation("nginx.ingress.kubernetes.io/rewrite-target", "/")
+                .prefix("shop.example.com", "/api", "api", 80),
+            ingress("moved")
+                .annotation(
+                    "nginx.ingress.kubernetes.io/permanent-redirect",
+                    "https://new.example.com/",
+                )
+                .prefix("old.example.com", "/", "api", 80),
+            ingress("root")
+                .annotation("nginx.ingress.kubernetes.io/app-root", "/app")
+                .prefix("root.example.com", "/", "api", 80),
+        ]))
+    .await;
+    assert_eq!(
+        get_h1(&gw, "shop.example.com", "/api/users?id=7")
+            .await
+            .echo()
+            .path,
+        "/users?id=7"
+    );
+    let r = get_h1(&gw, "old.example.com", "/x").await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.headers["location"], "https://new.example.com/");
+    let r = get_h1(&gw, "root.example.com", "/").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.headers["location"], "/app");
+    assert_eq!(
+        get_h1(&gw, "root.example.com", "/app").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn canary_by_header_and_by_weight() {
+    let b = Backends::new()
+        .service("web", &[pod("web", "web-1")])
+        .await
+        .service("web-next", &[pod("web-next", "next-1")])
+        .await
+        .service("beta", &[pod("beta", "beta-1")])
+        .await;
+    let gw = Gateway::start(&b.inputs(vec![
+        ingress("web").prefix("shop.example.com", "/", "web", 80),
+        ingress("web-canary")
+            .annotation("nginx.ingress.kubernetes.io/canary", "true")
+            .annotation("nginx.ingress.kubernetes.io/canary-by-header", "x-canary")
+            .prefix("shop.example.com", "/", "web-next", 80),
+        ingress("main").prefix("all.example.com", "/", "web", 80),
+        ingress("main-canary")
+            .annotation("nginx.ingress.kubernetes.io/canary", "true")
+            .annotation("nginx.ingress.kubernetes.io/canary-weight", "100")
+            .prefix("all.example.com", "/", "beta", 80),
+    ]))
+    .await;
+    let client = h1_client();
+    let with = |value: Option<&str>| {
+        let mut req = get(&gw, "shop.example.com", "/");
+        if let Some(v) = value {
+            req.headers_mut().insert("x-canary", v.parse().unwrap());
+        }
+        req
+    };
+    assert_eq!(
+        send(&client, with(Some("always"))).await.echo().service,
+        "web-next"
+    );
+    assert_eq!(
+        send(&client, with(Some("never"))).await.echo().service,
+        "web"
+    );
+    assert_eq!(send(&client, with(None)).await.echo().service, "web");
+    for _ in 0..5 {
+        assert_eq!(
+            get_h1(&gw, "all.example.com", "/").await.echo().service,
+            "beta"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cookie_affinity_sticks_to_one_endpoint() {
+    let b = Backends::new()
+        .service(
+            "web",
+            &[
+                pod("web", "web-1"),
+                pod("web", "web-2"),
+                pod("web", "web-3"),
+            ],
+        )
+        .await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/affinity", "cookie")
+        .annotation("nginx.ingress.kubernetes.io/session-cookie-name", "route")
+        .prefix("shop.example.com", "/", "web", 80)]))
+    .await;
+    let client = h1_client();
+    let first = send(&client, get(&gw, "shop.example.com", "/")).await;
+    let set = first.headers["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("route="), "{set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    for _ in 0..10 {
+        let mut req = get(&gw, "shop.example.com", "/");
+        req.headers_mut().insert("cookie", cookie.parse().unwrap());
+        let r = send(&client, req).await;
+        assert_eq!(r.pod(), first.pod());
+        assert!(!r.headers.contains_key("set-cookie"));
+    }
+}
+
+#[tokio::test]
+async fn round_robin_by_annotation_visits_every_endpoint() {
+    let b = Backends::new()
+        .service("web", &[pod("web", "web-1"), pod("web", "web-2")])
+        .await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/load-balance", "round_robin")
+        .prefix("shop.example.com", "/", "web", 80)]))
+    .await;
+    let client = h1_client();
+    let mut pods = Vec::new();
+    for _ in 0..4 {
+        pods.push(send(&client, get(&gw, "shop.example.com", "/")).await.pod());
+    }
+    assert_ne!(pods[0], pods[1]);
+    assert_eq!(pods[0], pods[2]);
+    assert_eq!(pods[1], pods[3]);
+}
+
+// === upgrades ===
+
+#[tokio::test]
+async fn websocket_frames_round_trip() {
+    use ironlb_echo::ws;
+    let b = Backends::new().service("ws", &[pod("ws", "ws-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("ws").prefix("ws.example.com", "/", "ws", 80)]))
+        .await;
+    let mut stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        ws::client_handshake(&mut stream, "ws.example.com", "/chat")
+            .await
+            .unwrap();
+        ws::write_frame(&mut stream, &ws::Frame::text("hello"), Some([1, 2, 3, 4]))
+            .await
+            .unwrap();
+        let frame = ws::read_frame(&mut stream).await.unwrap().unwrap();
+        assert_eq!(frame, ws::Frame::text("hello"));
+    })
+    .await
+    .expect("websocket round trip in time");
+}
+
+// === live configuration ===
+
+#[tokio::test]
+async fn swapping_the_snapshot_under_load_fails_no_request() {
+    let b = Backends::new()
+        .service("v1", &[pod("v1", "v1-1")])
+        .await
+        .service("v2", &[pod("v2", "v2-1")])
+        .await;
+    let v1 = b.inputs(vec![ingress("shop").prefix(
+        "shop.example.com",
+        "/",
+        "v1",
+        80,
+    )]);
+    let v2 = b.inputs(vec![ingress("shop").prefix(
+        "shop.example.com",
+        "/",
+        "v2",
+        80,
+    )]);
+    let gw = Arc::new(Gateway::start(&v1).await);
+    let stop = CancellationToken::new();
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let gw = gw.clone();
+        let stop = stop.clone();
+        load.push(tokio::spawn(async move {
+            let client = h1_client();
+            let mut done = 0u32;
+            while !stop.is_cancelled() && done < 2000 {
+                let r = send(&client, get(&gw, "shop.example.com", "/")).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+                done += 1;
+            }
+            done
+        }));
+    }
+    for i in 0..20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        gw.set_routes(if i % 2 == 0 { &v2 } else { &v1 });
+    }
+    gw.set_routes(&v2);
+    // The very next request sees the new route.
+    assert_eq!(
+        get_h1(&gw, "shop.example.com", "/").await.echo().service,
+        "v2"
+    );
+    stop.cancel();
+    let mut total = 0;
+    for l in load {
+        total += l.await.expect("no failed request");
+    }
+    assert!(total > 0);
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests() {
+    let b = Backends::new()
+        .service(
+            "slow",
+            &[pod("slow", "slow-1").with_delay(Duration::from_millis(500))],
+        )
+        .await;
+    let mut gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
+        "slow.example.com",
+        "/",
+        "slow",
+        80,
+    )]))
+    .await;
+    let client = h1_client();
+    let in_flight = tokio::spawn(client.request(get(&gw, "slow.example.com", "/")));
+    // Let the request reach the backend, then shut down.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gw.shutdown.cancel();
+    let resp = tokio::time::timeout(WAIT, in_flight)
+        .await
+        .expect("in time")
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(read(resp).await.status, StatusCode::OK);
+    tokio::time::timeout(WAIT, gw.handle.take().unwrap().wait())
+        .await
+        .expect("drained in time");
+    // New connections are refused once drained.
+    assert!(tokio::net::TcpStream::connect(gw.http).await.is_err());
+}
+
+// === TLS ===
+
+mod tls {
+    use super::*;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::TlsConnector;
+
+    /// A CA made for the test, and leaf certificates it signs.
+    struct Ca {
+        issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+        der: CertificateDer<'static>,
+    }
+
+    impl Ca {
+        fn new() -> Ca {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "IronLB test CA");
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            Ca {
+                der: cert.der().clone(),
+                issuer: rcgen::Issuer::new(params, key),
+            }
+        }
+
+        fn leaf(&self, name: &str) -> (String, String) {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+                .unwrap()
+                .signed_by(&key, &self.issuer)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        }
+
+        fn client(&self, alpn: &[&[u8]]) -> TlsConnector {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.der.clone()).unwrap();
+            let mut cfg =
+                rustls::ClientConfig::builder_with_provider(ironlb_gateway::tls::provider())
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+            cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            TlsConnector::from(Arc::new(cfg))
+        }
+    }
+
+    async fn tls_gateway(ca: &Ca, b: &Backends) -> Gateway {
+        let inputs = b.inputs(vec![ingress("shop")
+            .prefix("shop.example.com", "/", "web", 80)
+            .prefix("blog.example.com", "/", "blog", 80)
+            .tls(&["shop.example.com"], "shop-tls")
+            .tls(&["blog.example.com"], "blog-tls")]);
+        let mut gw = Gateway::start(&Inputs::default()).await;
+        for (host, secret) in [
+            ("shop.example.com", "shop/shop-tls"),
+            ("blog.example.com", "shop/blog-tls"),
+        ] {
+            let (cert, key) = ca.leaf(host);
+            let ck = ironlb_gateway::tls::certified_key_from_pem(cert.as_bytes(), key.as_bytes())
+                .unwrap();
+            gw.certs.insert(secret.to_string(), Arc::new(ck));
+        }
+        gw.set_routes(&inputs);
+        gw
+    }
+
+    /// Sends `GET path` over TLS with `sni`; returns the reply and the ALPN agreed.
+    async fn get_tls(
+        gw: &Gateway,
+        ca: &Ca,
+        sni: &str,
+        path: &str,
+        alpn: &[&[u8]],
+    ) -> (Reply, Option<Vec<u8>>) {
+        let tcp = tokio::net::TcpStream::connect(gw.https).await.unwrap();
+        let name = ServerName::try_from(sni.to_string()).unwrap();
+        let tls = tokio::time::timeout(WAIT, ca.client(alpn).connect(name, tcp))
+            .await
+            .unwrap()
+            .expect("TLS handshake with a certificate the test CA signed");
+        let agreed = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+        let io = TokioIo::new(tls);
+        let uri = format!("https://{sni}{path}");
+        let resp = if agreed.as_deref() == Some(b"h2") {
+            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            send.send_request(Request::get(uri).body(full("")).unwrap())
+                .await
+                .unwrap()
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            let req = Request::get(path)
+                .header("host", sni)
+                .body(full(""))
+                .unwrap();
+            send.send_request(req).await.unwrap()
+        };
+        (read(resp).await, agreed)
+    }
+
+    async fn backends() -> Backends {
+        Backends::new()
+            .service("web", &[pod("web", "web-1")])
+            .await
+            .service("blog", &[pod("blog", "blog-1")])
+            .await
+    }
+
+    #[tokio::test]
+    async fn each_host_gets_its_certificate_over_h1_and_h2() {
+        let ca = Ca::new();
+        let b = backends().await;
+        let gw = tls_gateway(&ca, &b).await;
+        let (r, alpn) = get_tls(&gw, &ca, "shop.example.com", "/", &[b"h2", b"http/1.1"]).await;
+        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+        assert_eq!(r.version, Version::HTTP_2);
+        assert_eq!(r.echo().service, "web");
+        assert_eq!(r.echo().headers["x-forwarded-proto"], "https");
+        assert!(r.headers.contains_key("strict-transport-security"));
+        let (r, alpn) = get_tls(&gw, &ca, "blog.example.com", "/", &[b"http/1.1"]).await;
+        assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+        assert_eq!(r.echo().service, "blog");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_gets_the_default_certificate() {
+        let ca = Ca::new();
+        let b = backends().await;
+        let gw = tls_gateway(&ca, &b).await;
+        let tcp = tokio::net::TcpStream::connect(gw.https).await.unwrap();
+        let name = ServerName::try_from("other.example.com").unwrap();
+        let err = ca.client(&[]).connect(name, tcp).await.unwrap_err();
+        assert!(err.to_string().contains("certificate"), "{err}");
+        // The default certificate is the one presented (accepting anything).
+        let tcp = tokio::net::TcpStream::connect(gw.https).await.unwrap();
+        let cfg = rustls::ClientConfig::builder_with_provider(ironlb_gateway::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny))
+            .with_no_client_auth();
+        let tls = TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from("other.example.com").unwrap(), tcp)
+            .await
+            .unwrap();
+        let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        assert_eq!(presented, gw.default_cert.cert[0]);
+    }
+
+    #[tokio::test]
+    async fn plain_http_to_a_tls_host_is_redirected_with_308() {
+        let ca = Ca::new();
+        let b = backends().await;
+        let gw = tls_gateway(&ca, &b).await;
+        let r = get_h1(&gw, "shop.example.com", "/cart?id=1").await;
+        assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(
+            r.headers["location"],
+            format!("https://shop.example.com:{}/cart?id=1", gw.https.port())
+        );
+    }
+
+    #[derive(Debug)]
+    struct AcceptAny;
+
+    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            ironlb_gateway::tls::provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_https_backend_is_reached_without_verification() {
+        let (cert, key) = Ca::new().leaf("backend.invalid");
+        let backend_tls =
+            ironlb_echo::tls_config_from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+        let b = Backends::new()
+            .service("secure", &[pod("secure", "secure-1").with_tls(backend_tls)])
+            .await;
+        let gw = Gateway::start(&b.inputs(vec![ingress("secure")
+            .annotation("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS")
+            .prefix("secure.example.com", "/", "secure", 80)]))
+        .await;
+        let r = get_h1(&gw, "secure.example.com", "/").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert!(r.echo().tls);
+    }
+}
