@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# ironlb-gateway vs nginx, side by side, same run, same echo backend.
+#
+#   bench/gateway/run.sh            # 10 s per measurement
+#   DURATION=5 bench/gateway/run.sh # shorter
+#
+# Layout (2 cores assumed): both proxies pinned to core $PROXY_CPU (0), the echo
+# backend and the load generators to core $LOAD_CPU (1). nginx: Debian package, one
+# worker (master_process off), upstream keepalive, access_log off, the X-Forwarded-* /
+# X-Real-IP / X-Request-ID headers ingress-nginx sets. ironlb: the `bench_gateway`
+# example (static snapshot, no API server, access log off, current-thread runtime).
+# HTTP/1.1: wrk at 64 and 256 connections. HTTP/2: h2load (h2c prior knowledge),
+# 64 connections x 10 streams (h2load sends :authority 127.0.0.1:PORT; both proxies serve
+# every host). Prints rps, p50, p99 (h2load: mean and max), RSS after
+# the run, and the ratio ironlb/nginx. Bounded: about 8 x DURATION s plus build time.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$CARGO_TARGET_DIR/release
+
+for tool in nginx wrk h2load taskset; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk nghttp2-client util-linux)" >&2; exit 1; }
+done
+
+echo "building (release)..." >&2
+(cd "$ROOT" && cargo build --release -q -p ironlb-echo --bin ironlb-echo -p ironlb-gateway --example bench_gateway)
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ECHO=127.0.0.1:18180
+NGINX_H1=127.0.0.1:18181
+NGINX_H2=127.0.0.1:18182
+IRONLB=127.0.0.1:18183
+HOST=bench.example.com
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (echo > "/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2
+    exit 1
+}
+
+taskset -c "$LOAD_CPU" "$BIN/ironlb-echo" --listen "$ECHO" --service echo --pod echo-0 2>"$TMP/echo.log" &
+PIDS+=($!)
+
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    keepalive_requests 1000000;
+    upstream echo {
+        server $ECHO;
+        keepalive 512;
+    }
+    server {
+        listen $NGINX_H1 backlog=4096;
+        listen $NGINX_H2 http2 backlog=4096;
+        location / {
+            proxy_pass http://echo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Request-ID \$request_id;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header X-Forwarded-Port \$server_port;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_buffering on;
+        }
+    }
+}
+EOF
+taskset -c "$PROXY_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
+
+taskset -c "$PROXY_CPU" "$BIN/examples/bench_gateway" --listen "$IRONLB" --backend "$ECHO" >"$TMP/ironlb.log" 2>&1 &
+IRONLB_PID=$!
+PIDS+=($IRONLB_PID)
+
+wait_port "$ECHO"; wait_port "$NGINX_H1"; wait_port "$NGINX_H2"; wait_port "$IRONLB"
+
+# CPU time (user + system, clock ticks) a process used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Microseconds of CPU per request: robust against other load on the machine.
+us_per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v rps="$2" -v d="$DURATION" 'BEGIN { if (rps > 0) printf "%.1f", t / hz * 1e6 / (rps * d); else print "n/a" }'; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+# wrk: prints "rps p50_ms p99_ms"
+run_wrk() {
+    local url=$1 conns=$2
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -H "Host: $HOST" "$url" >"$TMP/wrk.out" 2>&1
+    if grep -q "Non-2xx\|Socket errors" "$TMP/wrk.out"; then
+        grep "Non-2xx\|Socket errors" "$TMP/wrk.out" | sed 's/^/    warning: /' >&2
+    fi
+    awk '
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        /^Requests\/sec/ { rps = $2 }
+        END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' "$TMP/wrk.out"
+}
+
+# h2load: prints "rps mean_ms max_ms failed"
+run_h2load() {
+    local url=$1
+    taskset -c "$LOAD_CPU" h2load -c 64 -m 10 -D "$DURATION" --warm-up-time=1 "$url" >"$TMP/h2.out" 2>&1 || true
+    awk '
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        /^finished in/ { for (i = 1; i <= NF; i++) if ($(i) ~ /req\/s/) rps = $(i-1) }
+        /^requests:/ { failed = $10 }
+        /^status codes:/ { if ($3 + 0 == 0 || $9 + 0 > 0) bad = 1 }
+        /^time for request:/ { mean = ms($6); max = ms($5) }
+        END { gsub(",", "", rps); if (bad) failed = failed "+non-2xx"; printf "%.0f %.2f %.2f %s\n", rps, mean, max, failed }' "$TMP/h2.out"
+    grep -E "^(requests|status codes):" "$TMP/h2.out" | sed "s|^|    $url |" >&2
+}
+
+# Warm both up (connection pools, page cache).
+taskset -c "$LOAD_CPU" wrk -t1 -c64 -d2s -H "Host: $HOST" "http://$NGINX_H1/" >/dev/null 2>&1
+taskset -c "$LOAD_CPU" wrk -t1 -c64 -d2s -H "Host: $HOST" "http://$IRONLB/" >/dev/null 2>&1
+
+printf '%-22s %-8s %10s %9s %9s %9s %10s\n' "test" "proxy" "rps" "p50 ms" "p99 ms" "RSS MiB" "CPU us/req"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
+for conns in 64 256; do
+    t0=$(cpu_ticks "$NGINX_PID")
+    read -r n_rps n_p50 n_p99 < <(run_wrk "http://$NGINX_H1/" "$conns")
+    n_cpu=$(us_per_req $(( $(cpu_ticks "$NGINX_PID") - t0 )) "$n_rps")
+    n_rss=$(rss_mib "$NGINX_PID")
+    t0=$(cpu_ticks "$IRONLB_PID")
+    read -r i_rps i_p50 i_p99 < <(run_wrk "http://$IRONLB/" "$conns")
+    i_cpu=$(us_per_req $(( $(cpu_ticks "$IRONLB_PID") - t0 )) "$i_rps")
+    i_rss=$(rss_mib "$IRONLB_PID")
+    printf '%-22s %-8s %10s %9s %9s %9s %10s\n' "wrk h1 c=$conns" nginx "$n_rps" "$n_p50" "$n_p99" "$n_rss" "$n_cpu"
+    printf '%-22s %-8s %10s %9s %9s %9s %10s\n' "wrk h1 c=$conns" ironlb "$i_rps" "$i_p50" "$i_p99" "$i_rss" "$i_cpu"
+    printf '%-22s %-8s %10s %9s %9s %9s %10s\n' "wrk h1 c=$conns" "ratio" "$(ratio "$i_rps" "$n_rps")x" "$(ratio "$i_p50" "$n_p50")x" "$(ratio "$i_p99" "$n_p99")x" "" "$(ratio "$i_cpu" "$n_cpu")x"
+done
+
+t0=$(cpu_ticks "$NGINX_PID")
+read -r n_rps n_mean n_max n_fail < <(run_h2load "http://$NGINX_H2/")
+n_cpu=$(us_per_req $(( $(cpu_ticks "$NGINX_PID") - t0 )) "$n_rps")
+n_rss=$(rss_mib "$NGINX_PID")
+t0=$(cpu_ticks "$IRONLB_PID")
+read -r i_rps i_mean i_max i_fail < <(run_h2load "http://$IRONLB/")
+i_cpu=$(us_per_req $(( $(cpu_ticks "$IRONLB_PID") - t0 )) "$i_rps")
+i_rss=$(rss_mib "$IRONLB_PID")
+printf '%-22s %-8s %10s %9s %9s %9s %10s\n' "h2load h2c c=64 m=10" "" "rps" "mean ms" "max ms" "RSS MiB" "CPU us/req"
+printf '%-22s %-8s %10s %9s %9s %9s %10s  failed=%s\n' "h2load h2c c=64 m=10" nginx "$n_rps" "$n_mean" "$n_max" "$n_rss" "$n_cpu" "$n_fail"
+printf '%-22s %-8s %10s %9s %9s %9s %10s  failed=%s\n' "h2load h2c c=64 m=10" ironlb "$i_rps" "$i_mean" "$i_max" "$i_rss" "$i_cpu" "$i_fail"
+printf '%-22s %-8s %10s %9s %9s %9s %10s\n' "h2load h2c c=64 m=10" "ratio" "$(ratio "$i_rps" "$n_rps")x" "$(ratio "$i_mean" "$n_mean")x" "$(ratio "$i_max" "$n_max")x" "" "$(ratio "$i_cpu" "$n_cpu")x"
