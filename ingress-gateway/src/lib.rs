@@ -8,6 +8,12 @@
 //! - `proxy/` is the hyper data path (HTTP/1.1, HTTP/2, h2c, upgrades) that reads the
 //!   snapshot once per request.
 
+/// mimalloc for every binary that links the gateway (the daemon and its benchmark): the
+/// data path allocates small, short-lived buffers per request, where glibc malloc spent
+/// ~10 % of the proxy's CPU trimming and regrowing its heap (bench/gateway/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod metrics;
 pub mod proxy;
 pub mod snapshot;
