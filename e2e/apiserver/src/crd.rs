@@ -470,15 +470,7 @@ pub fn printer_cells(columns: &[Value], obj: &Value) -> Vec<Value> {
         .iter()
         .map(|c| {
             let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
-            let mut cur = Some(obj);
-            for part in path
-                .trim_start_matches('.')
-                .split('.')
-                .filter(|p| !p.is_empty())
-            {
-                cur = cur.and_then(|x| x.get(part));
-            }
-            cur.cloned().unwrap_or(Value::Null)
+            jsonpath(obj, path).unwrap_or(Value::Null)
         })
         .collect()
 }

@@ -107,6 +107,16 @@ fn printer_cells_follow_json_paths() {
         printer_cells(&cols, &json!({"spec": {"autoAssign": false}})),
         vec![json!(false)]
     );
+    // A filter expression, as the Ready column of a real CRD has.
+    let ready = vec![json!({"name": "Ready", "type": "string",
+        "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"})];
+    assert_eq!(
+        printer_cells(
+            &ready,
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        ),
+        vec![json!("True")]
+    );
 }
 
 #[test]
