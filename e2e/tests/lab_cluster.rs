@@ -8,12 +8,21 @@ use kube::api::Api;
 use std::time::Duration;
 
 fn kubectl() -> String {
-    let local = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/bin/kubectl");
-    if std::path::Path::new(local).exists() {
-        local.to_string()
-    } else {
-        "kubectl".to_string()
-    }
+    ironlb_e2e::tools::tool("kubectl")
+        .expect("kubectl (scripts/ensure-deps.sh installs it)")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The lab with its API server, kubelet and kube-proxy parts, but no IronLB component.
+async fn lab_without_components() -> LabCluster {
+    LabCluster::start(LabClusterConfig {
+        controller: false,
+        speakers: false,
+        ..Default::default()
+    })
+    .await
+    .expect("lab cluster starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,13 +30,7 @@ async fn api_server_is_reachable_from_every_node_namespace() {
     if !ironlb_netlab::require_root_or_skip() {
         return;
     }
-    let lab = LabCluster::start(LabClusterConfig {
-        controller: false,
-        speakers: false,
-        ..Default::default()
-    })
-    .await
-    .expect("lab cluster starts");
+    let lab = lab_without_components().await;
 
     let nodes: Api<Node> = Api::all(lab.client());
     let names: Vec<String> = nodes
@@ -81,13 +84,7 @@ async fn kube_proxy_part_puts_service_ips_on_every_node() {
     if !ironlb_netlab::require_root_or_skip() {
         return;
     }
-    let lab = LabCluster::start(LabClusterConfig {
-        controller: false,
-        speakers: false,
-        ..Default::default()
-    })
-    .await
-    .expect("lab cluster starts");
+    let lab = lab_without_components().await;
     let svc = ironlb_e2e::support::fixtures::Svc::of_type("ext", "ClusterIP")
         .external_ips(&["192.0.2.241"])
         .build();
