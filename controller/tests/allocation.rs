@@ -41,9 +41,8 @@ async fn a_service_gets_an_ip_from_the_pool_with_condition_event_and_pool_status
 
     let ready = env.wait_pool_condition("lan", "Ready", "True").await;
     assert_eq!(ready.reason, "PoolReady");
-    let status = env.pool("lan").await.status.unwrap();
+    let status = env.wait_pool_assigned_ipv4("lan", 1).await.status.unwrap();
     assert_eq!(status.available_ipv4, "7");
-    assert_eq!(status.assigned_ipv4, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,11 +241,35 @@ async fn dual_stack_policies_are_honoured_and_require_dual_stack_is_never_half()
     env.create(Svc::lb("single").from_pool("v4only").build())
         .await;
 
-    env.wait_ips("default", "both", &["192.0.2.0", "2001:db8::"])
-        .await;
-    env.wait_ips("default", "prefer", &["2001:db8::1", "192.0.2.1"])
-        .await;
-    env.wait_ips("default", "six", &["2001:db8::2"]).await;
+    // Which Service gets which address depends on the order the controller sees them
+    // in; what is fixed: the families and their order, and no address twice.
+    let both = env.wait_any_ip("default", "both").await;
+    let prefer = env.wait_any_ip("default", "prefer").await;
+    let six = env.wait_any_ip("default", "six").await;
+    let family = |ips: &[String]| -> Vec<&str> {
+        ips.iter()
+            .map(|ip| match ip.parse::<std::net::IpAddr>().unwrap() {
+                std::net::IpAddr::V4(_) => "IPv4",
+                std::net::IpAddr::V6(_) => "IPv6",
+            })
+            .collect()
+    };
+    assert_eq!(family(&both), ["IPv4", "IPv6"], "{both:?}");
+    assert_eq!(family(&prefer), ["IPv6", "IPv4"], "{prefer:?}");
+    assert_eq!(family(&six), ["IPv6"], "{six:?}");
+    let mut all: Vec<&String> = both.iter().chain(&prefer).chain(&six).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            "192.0.2.0",
+            "192.0.2.1",
+            "2001:db8::",
+            "2001:db8::1",
+            "2001:db8::2"
+        ],
+        "the lowest free addresses of the pool, each once"
+    );
     let c = env
         .wait_condition("default", "half", "False", "DualStackUnavailable")
         .await;

@@ -14,9 +14,10 @@ async fn leaving_load_balancer_releases_and_clears_only_our_status() {
     let env = Env::start().await;
     env.create_pool(pool("lan", ["192.0.2.0/31"])).await;
     let _c = env.controller().await;
+    // One after the other: the controller may see two new Services in either order.
     env.create(Svc::lb("web").build()).await;
-    env.create(Svc::lb("second").build()).await;
     env.wait_ips("default", "web", &["192.0.2.0"]).await;
+    env.create(Svc::lb("second").build()).await;
     env.wait_ips("default", "second", &["192.0.2.1"]).await;
     env.create(Svc::lb("waiting").build()).await;
     env.wait_condition("default", "waiting", "False", "PoolExhausted")

@@ -138,6 +138,23 @@ impl Env {
             .expect("pool exists")
     }
 
+    /// Waits until the pool's status shows `assigned` IPv4 addresses (the pool status is
+    /// written after the Services' statuses, so it may lag behind them).
+    pub async fn wait_pool_assigned_ipv4(&self, name: &str, assigned: i64) -> IPPool {
+        let api = Api::<IPPool>::all(self.client.clone());
+        wait_until(
+            &format!("IPPool {name} to count {assigned} assigned IPv4"),
+            WAIT,
+            || async {
+                let pool = api.get(name).await.ok()?;
+                let status = pool.status.as_ref()?;
+                (status.assigned_ipv4 == assigned).then_some(pool)
+            },
+        )
+        .await
+        .expect("pool status")
+    }
+
     pub fn services(&self, ns: &str) -> Api<Service> {
         Api::namespaced(self.client.clone(), ns)
     }

@@ -255,6 +255,29 @@ pub fn validate_object(obj: &Value, schema: &Value) -> Vec<Cause> {
     causes
 }
 
+/// The schema's `x-kubernetes-validations` (CEL) rules on `obj`, evaluated with the
+/// Kubernetes CEL libraries (kube-cel). Transition rules (`oldSelf`) are not evaluated:
+/// the old object is not passed.
+pub fn validate_cel(obj: &Value, schema: &Value) -> Vec<Cause> {
+    match kube_cel::validate(schema, obj, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_vec()
+            .into_iter()
+            .map(|e| {
+                // As kube-apiserver prints it: the type of the offending value.
+                let at = jsonpath(obj, &format!(".{}", e.field_path));
+                let kind = at.as_ref().map_or("object", type_name);
+                Cause {
+                    reason: e.reason.unwrap_or_else(|| "FieldValueInvalid".into()),
+                    message: format!("Invalid value: \"{kind}\": {}", e.message),
+                    field: e.field_path,
+                }
+            })
+            .collect(),
+    }
+}
+
 fn join(path: &str, k: &str) -> String {
     if path.is_empty() {
         k.to_string()

@@ -417,7 +417,11 @@ impl Cluster {
                     fields.join(", ")
                 )));
             }
-            let causes = crd::validate_object(obj, schema);
+            let mut causes = crd::validate_object(obj, schema);
+            if causes.is_empty() {
+                // As the real apiserver: CEL rules run on a structurally valid object.
+                causes = crd::validate_cel(obj, schema);
+            }
             if !causes.is_empty() {
                 return Err(invalid(info, name, causes));
             }

@@ -115,3 +115,58 @@ async fn strategic_merge_on_a_custom_resource_is_415() {
     })
     .await
 }
+
+/// The chart's CRDs, as `helm install` applies them: their CEL rules
+/// (`x-kubernetes-validations`) refuse what they describe, with a 422 naming the field.
+#[tokio::test]
+async fn the_charts_cel_rules_are_enforced() {
+    within(async {
+        let c = Cluster::start().await;
+        let crds: Api<CustomResourceDefinition> = Api::all(c.client.clone());
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../charts/ironlb/crds/ironlb-crds.yaml"
+        );
+        let text = std::fs::read_to_string(file).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).unwrap();
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let gvk = GroupVersionKind::gvk("ironlb.io", "v1alpha1", "IPPool");
+        let pools: Api<DynamicObject> = Api::all_with(
+            c.client.clone(),
+            &ApiResource::from_gvk_with_plural(&gvk, "ippools"),
+        );
+        let pool = |name: &str, addresses: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": "ironlb.io/v1alpha1", "kind": "IPPool",
+                "metadata": {"name": name}, "spec": {"addresses": addresses}}))
+            .unwrap()
+        };
+        let pp = PostParams::default();
+        pools
+            .create(
+                &pp,
+                &pool("good", json!(["192.0.2.0/24", "2001:db8::1-2001:db8::ff"])),
+            )
+            .await
+            .unwrap();
+        for (name, addresses) in [
+            ("empty", json!([])),
+            ("garbage", json!(["192.0.2.0/24", "not-an-ip"])),
+        ] {
+            let err = pools.create(&pp, &pool(name, addresses)).await.unwrap_err();
+            assert_eq!(code(&err), 422, "{name}: {err}");
+            assert!(err.to_string().contains("spec.addresses"), "{name}: {err}");
+        }
+        assert_eq!(
+            pools
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+    })
+    .await
+}
