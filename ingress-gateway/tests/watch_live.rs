@@ -649,3 +649,43 @@ async fn tls_secret_rotation_and_the_default_certificate_are_picked_up_live() {
         .await;
     assert_eq!(leaf(&gw.snapshot.load(), Some("shop.example.com")), der2);
 }
+
+/// A TLS Secret that goes from missing to invalid changes no route (the host is served
+/// with the default certificate either way) but is a new problem: it gets its own Event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_tls_secret_that_turns_up_invalid_is_reported_again() {
+    let gw = Gateway::start(|_| {}).await;
+    gw.create_class(&ours()).await;
+    gw.backend("web", "192.0.2.10").await;
+    gw.create(
+        &ingress("shop")
+            .class("ironlb")
+            .prefix("shop.example.com", "/", "web", 80)
+            .tls("shop.example.com", "shop-tls")
+            .build(),
+    )
+    .await;
+    gw.until_routed("shop.example.com", "/", "shop").await;
+    let note_with = |needle: &'static str| {
+        let gw = &gw;
+        async move {
+            wait_until(
+                &format!("an InvalidTLSSecret Event with {needle:?}"),
+                WAIT,
+                || async {
+                    gw.events("shop", "InvalidTLSSecret")
+                        .await
+                        .into_iter()
+                        .filter_map(|e| e.note)
+                        .find(|n| n.contains(needle))
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    note_with("does not exist").await;
+    gw.create(&tls_secret("shop-tls", "not a certificate", "not a key"))
+        .await;
+    note_with("no certificate in PEM").await;
+}

@@ -244,8 +244,9 @@ struct Built {
     status_changes: Vec<StatusChange>,
 }
 
-/// Which certificate (by `Arc` address; `None` = unusable) each Secret key gave.
-type CertIdentities = Vec<(String, Option<usize>)>;
+/// Which certificate (by `Arc` address) each Secret key gave, or why none: a Secret
+/// going from missing to invalid changes no route but must still be reported.
+type CertIdentities = Vec<(String, Result<usize, String>)>;
 
 /// The state kept between builds.
 struct Builder {
@@ -348,9 +349,15 @@ impl Builder {
         let default_cert = self.default_cert(stores);
         let mut identities: CertIdentities = loaded
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_ref().ok().map(|c| Arc::as_ptr(c) as usize)))
+            .map(|(k, v)| {
+                let identity = match v {
+                    Ok(cert) => Ok(Arc::as_ptr(cert) as usize),
+                    Err(error) => Err(error.to_string()),
+                };
+                (k.clone(), identity)
+            })
             .collect();
-        identities.push((String::new(), Some(Arc::as_ptr(&default_cert) as usize)));
+        identities.push((String::new(), Ok(Arc::as_ptr(&default_cert) as usize)));
         identities.sort();
 
         if self
