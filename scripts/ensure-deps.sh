@@ -10,6 +10,10 @@ apt_packages=(iproute2 curl iputils-ping arping tcpdump ndisc6 unzip nginx-light
 if [ -f e2e/netlab/APT_PACKAGES ]; then
   while read -r p; do [ -n "$p" ] && [ "${p:0:1}" != "#" ] && apt_packages+=("$p"); done < e2e/netlab/APT_PACKAGES
 fi
+# Commands that may come from elsewhere than Debian (nodesource npm, pyenv python3):
+# installed from Debian only when the command is missing altogether.
+command -v npm >/dev/null || apt_packages+=(npm)
+command -v python3 >/dev/null || apt_packages+=(python3 python3-yaml)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +30,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
+fi
+
+# chart-check.sh parses the rendered chart with PyYAML, in whichever python3 is first.
+if ! python3 -c "import yaml" 2>/dev/null; then
+  echo "ensure-deps: installing PyYAML for $(command -v python3)"
+  python3 -m pip install -q pyyaml 2>/dev/null || apt-get install -y -qq --no-install-recommends python3-yaml >/dev/null
 fi
 
 mkdir -p .tools/bin

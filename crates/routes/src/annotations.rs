@@ -90,8 +90,16 @@ pub const KNOWN: &[Known] = &[
         "nginx size syntax (`8m`, `1g`, `512k`); `0` = unlimited",
     ),
     k("proxy-connect-timeout", Supported, "seconds"),
-    k("proxy-read-timeout", Supported, "seconds"),
-    k("proxy-send-timeout", Supported, "seconds"),
+    k(
+        "proxy-read-timeout",
+        Supported,
+        "seconds, from sending the request to the response head",
+    ),
+    k(
+        "proxy-send-timeout",
+        Unsupported,
+        "request bodies stream; sending them falls under proxy-read-timeout",
+    ),
     k(
         "whitelist-source-range",
         Supported,
@@ -255,8 +263,6 @@ pub struct RouteOptions {
     pub connect_timeout: Option<Duration>,
     /// `proxy-read-timeout`.
     pub read_timeout: Option<Duration>,
-    /// `proxy-send-timeout`.
-    pub send_timeout: Option<Duration>,
     /// Source ranges.
     pub access: AccessPolicy,
     /// `affinity: cookie` with `session-cookie-name`.
@@ -507,7 +513,6 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Parsed {
     o.body_size = p.value("proxy-body-size", parse_size);
     o.connect_timeout = p.value("proxy-connect-timeout", parse_seconds);
     o.read_timeout = p.value("proxy-read-timeout", parse_seconds);
-    o.send_timeout = p.value("proxy-send-timeout", parse_seconds);
 
     let allow_key = if p.get("allowlist-source-range").is_some() {
         "allowlist-source-range"
