@@ -2,8 +2,8 @@
 //! `ironlb-speaker` processes in node namespaces, the embedded API server, and a client
 //! that resolves VIPs with arping / ndisc6 and connects over TCP.
 //!
-//! The controller's part (writing `status.loadBalancer.ingress`) is played by the test
-//! itself, so these tests depend on the speaker only.
+//! The real `ironlb-controller` assigns the IPs; each Service asks for its VIP through
+//! `ironlb.io/ips`, so a test knows the address (and its elected owner) in advance.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -15,7 +15,7 @@ use ironlb_e2e::lab_cluster::{LabCluster, LabClusterConfig};
 use ironlb_e2e::support::fixtures::{pool, Svc};
 use ironlb_e2e::support::wait_until;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PORT: u16 = 8080;
@@ -23,15 +23,12 @@ const PORT: u16 = 8080;
 /// One lab at a time: each runs three speakers, and the machine has two cores.
 static ONE_LAB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A 3-node lab with speakers (no controller: the test assigns IPs), pool `lan` over the
-/// lab's free ranges and an L2Announcement for every pool on every node.
+/// A 3-node lab with the real controller and speakers, pool `lan` over the lab's free
+/// ranges and an L2Announcement for every pool on every node.
 async fn lab() -> LabCluster {
-    let lab = LabCluster::start(LabClusterConfig {
-        controller: false,
-        ..Default::default()
-    })
-    .await
-    .expect("lab cluster starts");
+    let lab = LabCluster::start(LabClusterConfig::default())
+        .await
+        .expect("lab cluster starts");
     let pools: Api<ironlb_api::IPPool> = Api::all(lab.client());
     pools
         .create(
@@ -50,28 +47,42 @@ async fn lab() -> LabCluster {
     lab
 }
 
-/// Creates `svc` and plays the controller: its `status.loadBalancer.ingress` gets `ips`.
+/// Creates `svc` asking for `ips` (`ironlb.io/ips`) and waits until the real controller
+/// has assigned them, so the test knows the VIPs in advance.
 async fn assign(lab: &LabCluster, svc: Service, ips: &[&str]) {
     let name = svc.metadata.name.clone().unwrap();
+    let mut svc = svc;
+    svc.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("ironlb.io/ips".into(), ips.join(","));
     let api: Api<Service> = Api::namespaced(lab.client(), "default");
     api.create(&PostParams::default(), &svc)
         .await
         .expect("Service");
-    let ingress: Vec<_> = ips
-        .iter()
-        .map(|ip| serde_json::json!({ "ip": ip }))
-        .collect();
-    let patch = serde_json::json!({
-        "apiVersion": "v1", "kind": "Service",
-        "status": {"loadBalancer": {"ingress": ingress}},
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply("ironlb-controller").force(),
-        &Patch::Apply(&patch),
+    let want: Vec<String> = ips.iter().map(|s| s.to_string()).collect();
+    wait_until(
+        &format!("the controller to assign {want:?} to {name}"),
+        WAIT,
+        || {
+            let api = api.clone();
+            let name = name.clone();
+            let want = want.clone();
+            async move {
+                let svc = api.get(&name).await.ok()?;
+                let got: Vec<String> = svc
+                    .status?
+                    .load_balancer?
+                    .ingress?
+                    .into_iter()
+                    .filter_map(|i| i.ip)
+                    .collect();
+                (got == want).then_some(())
+            }
+        },
     )
     .await
-    .expect("Service status");
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(lab)));
 }
 
 /// The elected owner among `live` nodes (0-based indexes), by the speaker's own rule.
