@@ -355,3 +355,25 @@ async fn only_explicit_class_serves_only_services_naming_it() {
     assert!(ips(&env.get("default", "unclassed").await).is_empty());
     assert!(condition(&env.get("default", "unclassed").await).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avoid_buggy_ips_skips_dot_zero_and_dot_255() {
+    let env = Env::start().await;
+    let mut lan = pool("lan", ["192.0.2.0/24"]);
+    lan.spec.avoid_buggy_ips = true;
+    env.create_pool(lan).await;
+    let _c = env.controller().await;
+
+    env.create(Svc::lb("first").build()).await;
+    env.wait_ips("default", "first", &["192.0.2.1"]).await;
+    let status = env.wait_pool_assigned_ipv4("lan", 1).await.status.unwrap();
+    assert_eq!(status.available_ipv4, "253", "254 usable, one in use");
+
+    // Asking for .255 explicitly is refused and says why.
+    env.create(Svc::lb("broadcast").requesting("192.0.2.255").build())
+        .await;
+    let c = env
+        .wait_condition("default", "broadcast", "False", "RequestedIPOutsidePools")
+        .await;
+    assert!(c.message.contains("avoids"), "{}", c.message);
+}

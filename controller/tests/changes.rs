@@ -22,6 +22,21 @@ async fn leaving_load_balancer_releases_and_clears_only_our_status() {
     env.create(Svc::lb("waiting").build()).await;
     env.wait_condition("default", "waiting", "False", "PoolExhausted")
         .await;
+    // The speaker's condition, in the same status under its own field manager.
+    let announced = json!({"apiVersion": "v1", "kind": "Service", "status": {"conditions": [{
+        "type": "ironlb.io/announced", "status": "True", "reason": "Announced",
+        "message": "announced by node-a", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    env.services("default")
+        .patch_status(
+            "web",
+            &PatchParams::apply("ironlb-speaker").force(),
+            &Patch::Apply(&announced),
+        )
+        .await
+        .expect("speaker condition applied");
+    let web = env.get("default", "web").await;
+    assert!(announced_condition(&web).is_some(), "{:?}", web.status);
+    assert!(condition(&web).is_some(), "ours is still there too");
 
     env.patch(
         "default",
@@ -32,6 +47,11 @@ async fn leaving_load_balancer_releases_and_clears_only_our_status() {
     env.wait_ips("default", "web", &[]).await;
     let web = env.get("default", "web").await;
     assert!(condition(&web).is_none(), "our condition is gone too");
+    let theirs = announced_condition(&web).expect("the speaker's condition survives");
+    assert_eq!(
+        (theirs.status.as_str(), theirs.reason.as_str()),
+        ("True", "Announced")
+    );
     let note = env
         .wait_event("default", "web", "Normal", "IPReleased")
         .await;
@@ -89,6 +109,22 @@ async fn a_pool_shrink_strands_the_ip_which_is_replaced_with_a_warning() {
     env.wait_ips("default", "web", &[]).await;
     env.wait_condition("default", "web", "False", "NoMatchingPool")
         .await;
+    // ... and the Service's Events say which address went away with the pool.
+    let stranded = ironlb_e2e::support::wait_until(
+        "a second IPStranded Event naming 192.0.2.4",
+        WAIT,
+        || async {
+            env.events("default", "web")
+                .await
+                .into_iter()
+                .find(|(t, r, note)| {
+                    t == "Warning" && r == "IPStranded" && note.contains("192.0.2.4")
+                })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; events: {:?}", events));
+    assert!(!stranded.2.contains("192.0.2.0"), "{stranded:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,4 +263,16 @@ async fn an_invalid_pool_says_why_while_the_others_keep_working() {
         .await;
     env.wait_condition("default", "picky", "False", "PoolInvalid")
         .await;
+}
+
+fn announced_condition(
+    svc: &k8s_openapi::api::core::v1::Service,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    svc.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ironlb.io/announced")
+        .cloned()
 }

@@ -121,5 +121,51 @@ async fn a_killed_and_restarted_controller_moves_no_ip_among_1000_services() {
         writes_before,
         "no Service status rewritten"
     );
+
+    // What the restarted controller exports: the pool's usage per family (seeded from
+    // status, so all 1000 in use at once) and the reconciles it timed.
+    let pool_line = |metric: &str, family: &str| {
+        format!("ironlb_controller_{metric}{{pool=\"lan\",family=\"{family}\"}}")
+    };
+    let m = wait_until(
+        "the restarted controller's pool gauges",
+        Duration::from_secs(30),
+        || async {
+            let m = metrics(port).await?;
+            (sample(&m, &pool_line("pool_addresses_in_use", "ipv4")) == Some(N as f64)).then_some(m)
+        },
+    )
+    .await
+    .unwrap();
+    let expect = [
+        ("pool_addresses_in_use", "ipv4", N as f64),
+        ("pool_addresses_total", "ipv4", 4096.0),
+        ("pool_addresses_in_use", "ipv6", 0.0),
+        ("pool_addresses_total", "ipv6", 0.0),
+    ];
+    for (metric, family, want) in expect {
+        let line = pool_line(metric, family);
+        assert_eq!(sample(&m, &line), Some(want), "{line} in:\n{m}");
+    }
+    let reconciles = sample(&m, "ironlb_controller_reconcile_duration_seconds_count")
+        .unwrap_or_else(|| panic!("no reconcile_duration_seconds_count in:\n{m}"));
+    assert!(
+        reconciles >= N as f64,
+        "every Service reconciled and timed: {reconciles}"
+    );
+    assert_eq!(sample(&m, "ironlb_controller_leader"), Some(1.0), "{m}");
+    assert_eq!(
+        sample(&m, "ironlb_controller_services_managed"),
+        Some(N as f64),
+        "{m}"
+    );
     controller.stop();
+}
+
+/// The value of the sample named exactly `name` (with its labels) in an exposition.
+fn sample(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let (n, v) = l.rsplit_once(' ')?;
+        (n == name).then(|| v.parse().ok()).flatten()
+    })
 }

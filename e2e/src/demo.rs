@@ -7,8 +7,9 @@ use crate::lab_cluster::{LabCluster, LabClusterConfig, SYSTEM_NAMESPACE};
 use crate::support::fixtures::Svc;
 use anyhow::{bail, Context as _};
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::ByteString;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -76,6 +77,66 @@ pub async fn start_lab(repo: &Path) -> anyhow::Result<(LabCluster, Kubectl)> {
     kubectl.run(&["get", "ippools"]).ok();
     Ok((lab, kubectl))
 }
+
+/// Not a demo step: an Ingress of the gateway's class that it refuses (a snippet
+/// annotation), and the Warning Event the gateway writes about it. Run by the RBAC test
+/// so that the gateway's Event writing is among the requests checked. Returns the note.
+pub async fn refused_ingress_warning(
+    lab: &LabCluster,
+    kubectl: &Kubectl,
+) -> anyhow::Result<String> {
+    banner("an Ingress with a snippet annotation: the gateway refuses it with a Warning Event");
+    let path = lab.dir().join("refused-ingress.yaml");
+    std::fs::write(&path, REFUSED_INGRESS_YAML)?;
+    kubectl.run(&["apply", "-f", &path.display().to_string()])?;
+    let events: Api<Event> = Api::namespaced(lab.client(), "default");
+    let note = crate::support::wait_until(
+        "a Warning Event from ironlb-gateway on Ingress default/refused",
+        Duration::from_secs(20),
+        || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&ListParams::default()).await.ok()?;
+                list.items.into_iter().find_map(|e| {
+                    let from_gateway = e.reporting_controller.as_deref() == Some("ironlb-gateway")
+                        && e.type_.as_deref() == Some("Warning");
+                    let regarding = e.regarding.as_ref()?;
+                    let on_it = regarding.kind.as_deref() == Some("Ingress")
+                        && regarding.name.as_deref() == Some("refused");
+                    (from_gateway && on_it).then(|| {
+                        format!(
+                            "{}: {}",
+                            e.reason.unwrap_or_default(),
+                            e.note.unwrap_or_default()
+                        )
+                    })
+                })
+            }
+        },
+    )
+    .await?;
+    say(&format!("Warning Event: {note}"));
+    Ok(note)
+}
+
+const REFUSED_INGRESS_YAML: &str = r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: refused
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/configuration-snippet: "more_set_headers 'X-Evil: 1';"
+spec:
+  ingressClassName: ironlb
+  rules:
+  - host: refused.lab.example
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service: {name: api, port: {number: 8081}}
+"#;
 
 /// The last log lines of every IronLB process, after a failure.
 pub fn print_logs(lab: &LabCluster) {
@@ -425,7 +486,7 @@ spec:
 "#;
 
 /// A CA and a server certificate for `host`, as PEM: (ca, cert chain, key).
-fn lab_certificates(host: &str) -> anyhow::Result<(String, String, String)> {
+pub fn lab_certificates(host: &str) -> anyhow::Result<(String, String, String)> {
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -218,6 +218,63 @@ impl Policy {
             .cloned()
             .collect()
     }
+
+    /// What the bindings of `user` grant that none of its `requests` used: one entry
+    /// per role, verb, API group and resource (`ClusterRole x: patch events.k8s.io
+    /// events`), sorted. A report for people: a permission a rare path needs (a
+    /// fallback, a retry) shows up here when the scenario did not take that path.
+    pub fn unused<'a>(
+        &self,
+        user: &str,
+        requests: impl IntoIterator<Item = &'a Request>,
+    ) -> BTreeSet<String> {
+        let mine: Vec<&Request> = requests.into_iter().filter(|r| r.user == user).collect();
+        let mut unused = BTreeSet::new();
+        for b in self
+            .bindings
+            .iter()
+            .filter(|b| b.subjects.iter().any(|s| s == user))
+        {
+            let in_scope = |r: &Request| b.namespace.is_empty() || b.namespace == r.namespace;
+            let roles = self
+                .roles
+                .iter()
+                .filter(|role| role.kind == b.role_kind && role.name == b.role_name)
+                .filter(|role| role.kind == "ClusterRole" || role.namespace == b.namespace);
+            for role in roles {
+                for rule in &role.rules {
+                    for verb in &rule.verbs {
+                        for group in &rule.groups {
+                            for resource in &rule.resources {
+                                let one = Rule {
+                                    verbs: vec![verb.clone()],
+                                    groups: vec![group.clone()],
+                                    resources: vec![resource.clone()],
+                                    names: rule.names.clone(),
+                                };
+                                if mine.iter().any(|r| in_scope(r) && one.allows(r)) {
+                                    continue;
+                                }
+                                let group = if group.is_empty() { "core" } else { group };
+                                let mut line = format!(
+                                    "{} {}: {verb} {group} {resource}",
+                                    role.kind, role.name
+                                );
+                                if !b.namespace.is_empty() {
+                                    line.push_str(&format!(" in {}", b.namespace));
+                                }
+                                if !rule.names.is_empty() {
+                                    line.push_str(&format!(" names={}", rule.names.join(",")));
+                                }
+                                unused.insert(line);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        unused
+    }
 }
 
 use serde::Deserialize as _;
@@ -317,6 +374,40 @@ subjects: [{kind: ServiceAccount, name: ctl, namespace: sys}]
         )));
         // resourceNames never allow create or list (no name in the request).
         assert!(!p.allows(&req("get", "coordination.k8s.io", "leases", "", "sys", "")));
+    }
+
+    #[test]
+    fn unused_lists_each_granted_verb_no_request_needed() {
+        let p = Policy::from_manifests(MANIFESTS).unwrap();
+        let made = [
+            req("list", "", "services", "", "", ""),
+            req("watch", "", "services", "", "", ""),
+            req("patch", "", "services", "status", "default", "web"),
+            req(
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                "",
+                "sys",
+                "ironlb-controller",
+            ),
+            // Another user's request uses nothing of ours.
+            Request {
+                user: "system:serviceaccount:sys:other".into(),
+                ..req("get", "", "services", "", "default", "web")
+            },
+        ];
+        let unused: Vec<String> = p
+            .unused("system:serviceaccount:sys:ctl", &made)
+            .into_iter()
+            .collect();
+        assert_eq!(
+            unused,
+            [
+                "ClusterRole ctl: get core services",
+                "Role ctl-lease: get coordination.k8s.io leases in sys names=ironlb-controller",
+            ]
+        );
     }
 
     #[test]

@@ -20,6 +20,12 @@ async fn demo_steps_work_and_every_request_is_allowed_by_the_chart_rbac() {
         ironlb_e2e::demo::print_logs(&lab);
         panic!("demo step failed: {e:#}");
     }
+    // The gateway writes Events only about problems, which the demo has none of: one
+    // refused Ingress puts that write among the requests checked below.
+    if let Err(e) = ironlb_e2e::demo::refused_ingress_warning(&lab, &kubectl).await {
+        ironlb_e2e::demo::print_logs(&lab);
+        panic!("no Warning Event from the gateway: {e:#}");
+    }
 
     let requests: Vec<Request> = lab
         .cluster
@@ -51,7 +57,23 @@ async fn demo_steps_work_and_every_request_is_allowed_by_the_chart_rbac() {
         for denied in policy.denied(user, &requests) {
             problems.push(format!("{user}: {denied}"));
         }
+        // Granted but never used in this scenario: printed, not asserted (a fallback
+        // path, such as a replace after a failed apply, may legitimately need it).
+        let unused = policy.unused(user, &requests);
+        if !unused.is_empty() {
+            println!("{user}: granted but not used in this run:");
+            for line in &unused {
+                println!("  {line}");
+            }
+        }
     }
+    assert!(
+        requests.iter().any(|r| r.user == GATEWAY_USER
+            && r.verb == "create"
+            && r.group == "events.k8s.io"
+            && r.resource == "events"),
+        "the gateway's Event writing was not exercised"
+    );
     assert!(
         problems.is_empty(),
         "requests the chart's RBAC does not allow:\n{}",
