@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -574,11 +574,24 @@ impl LabCluster {
                 ..Default::default()
             }]),
         };
-        let _ = slices.delete(&slice_name, &DeleteParams::default()).await;
-        slices
-            .create(&PostParams::default(), &slice)
-            .await
-            .context("creating the EndpointSlice")?;
+        // Replaced in place, as the EndpointSlice controller does: a delete and a create
+        // would leave the Service without endpoints for an instant.
+        let mut slice = slice;
+        match slices.get_opt(&slice_name).await? {
+            Some(old) => {
+                slice.metadata.resource_version = old.metadata.resource_version;
+                slices
+                    .replace(&slice_name, &PostParams::default(), &slice)
+                    .await
+                    .context("replacing the EndpointSlice")?;
+            }
+            None => {
+                slices
+                    .create(&PostParams::default(), &slice)
+                    .await
+                    .context("creating the EndpointSlice")?;
+            }
+        }
         Ok(())
     }
 
