@@ -203,3 +203,58 @@ fn ironlb_lab_apiserver_runs_alone_for_kubectl() {
     sigterm(&child);
     exits_cleanly(child, "ironlb-lab apiserver");
 }
+
+/// `ironlb-lab up` leaves a working lab and describes it in JSON; a user's kubectl and
+/// curl work against it; `ironlb-lab down` removes every namespace it made.
+#[test]
+fn ironlb_lab_up_describes_a_working_lab_and_down_removes_it() {
+    if !ironlb_netlab::require_root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let lab = |verb: &str| {
+        let out = Command::new(binary_path("ironlb-lab"))
+            .args([verb, "--state"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ironlb-lab {verb}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    lab("up");
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let client_ns = d["client"]["netns"].as_str().unwrap().to_string();
+    let kubeconfig = d["kubeconfig"].as_str().unwrap();
+    let web = d["vips"]["default/web"][0].as_str().unwrap();
+    let kubectl = ironlb_e2e::tools::tool("kubectl").unwrap();
+    let nodes = Command::new(&kubectl)
+        .args(["--kubeconfig", kubeconfig, "get", "nodes", "-o", "name"])
+        .output()
+        .unwrap();
+    let curl = ironlb_netlab::run_in(
+        &client_ns,
+        "curl",
+        ["-sS", "--max-time", "5", &format!("http://{web}:8080/")],
+    );
+    // Down before asserting: a failed assertion must not leave the lab behind.
+    lab("down");
+    assert!(
+        String::from_utf8_lossy(&nodes.stdout).contains("node/node1"),
+        "{}",
+        String::from_utf8_lossy(&nodes.stderr)
+    );
+    let curl = curl.unwrap();
+    assert!(curl.stdout.contains("\"service\""), "{curl:?}");
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains(&client_ns),
+        "namespaces left behind"
+    );
+    assert!(!state.exists(), "the state file is removed");
+}
