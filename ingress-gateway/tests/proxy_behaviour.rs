@@ -827,6 +827,177 @@ async fn shutdown_drains_in_flight_requests() {
     assert!(tokio::net::TcpStream::connect(gw.http).await.is_err());
 }
 
+// === limits ===
+
+/// Writes `request` on a new plain connection and reads until the gateway closes it
+/// (or `WAIT` passes); returns what was read.
+async fn raw_exchange(gw: &Gateway, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    // A reset after the reply is fine: what was read is kept.
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut got))
+        .await
+        .expect("the gateway closes the connection in time");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Waits (up to 10 s) for the gateway to close `tcp` without sending a byte, or to
+/// answer 408; returns what was read.
+async fn closed_without_request(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut got))
+        .await
+        .expect("the gateway closes an idle connection after the header read timeout");
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got}");
+    got
+}
+
+fn status_line(reply: &str) -> &str {
+    reply.lines().next().unwrap_or("")
+}
+
+/// The body of a raw HTTP/1.1 reply (everything after the blank line).
+fn raw_body(reply: &str) -> &str {
+    reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_with_a_short_body() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
+        "shop.example.com",
+        "/",
+        "web",
+        80,
+    )]))
+    .await;
+    for request in [
+        &b"this is not http\r\n\r\n"[..],
+        b"GET /\x01bad HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: shop.example.com\xff\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: bad host\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: user@shop.example.com\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: shop.example.com\r\nHost: other.example.com\r\n\
+          Connection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+    ] {
+        let reply = raw_exchange(&gw, request).await;
+        let shown = String::from_utf8_lossy(request);
+        assert!(
+            status_line(&reply).starts_with("HTTP/1.1 400"),
+            "{shown:?} → {reply:?}"
+        );
+        assert!(raw_body(&reply).len() < 256, "{shown:?} → {reply:?}");
+    }
+    // None of them reached the backend; a well-formed request still does.
+    let reply = raw_exchange(
+        &gw,
+        b"GET / HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status_line(&reply).starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 1);
+}
+
+#[tokio::test]
+async fn a_client_slow_to_send_its_headers_is_disconnected() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.header_read_timeout = Duration::from_millis(200);
+    let gw = Gateway::start_with(
+        &b.inputs(vec![ingress("shop").prefix(
+            "shop.example.com",
+            "/",
+            "web",
+            80,
+        )]),
+        cfg,
+    )
+    .await;
+    use tokio::io::AsyncWriteExt;
+    // A partial header block, then nothing (slowloris).
+    let mut partial = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    partial
+        .write_all(b"GET / HTTP/1.1\r\nHost: shop.example.com\r\nX-Slow: ")
+        .await
+        .unwrap();
+    closed_without_request(&mut partial).await;
+    // Nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    closed_without_request(&mut silent).await;
+    // The first bytes of the HTTP/2 preface, then nothing.
+    let mut preface = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    closed_without_request(&mut preface).await;
+    // A complete request still gets through.
+    let reply = raw_exchange(
+        &gw,
+        b"GET / HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status_line(&reply).starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_a_second_client_until_the_first_leaves() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.max_connections = 1;
+    // The first client stays idle between the two steps; keep it open meanwhile.
+    cfg.header_read_timeout = Duration::from_secs(120);
+    let gw = Gateway::start_with(
+        &b.inputs(vec![ingress("shop").prefix(
+            "shop.example.com",
+            "/",
+            "web",
+            80,
+        )]),
+        cfg,
+    )
+    .await;
+    let request = b"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n";
+    let mut buf = vec![0u8; 64 * 1024];
+
+    // The first client is served and keeps its connection open.
+    let mut first = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    first.write_all(request).await.unwrap();
+    let n = tokio::time::timeout(WAIT, first.read(&mut buf))
+        .await
+        .expect("the first client is answered in time")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    // The second one connects (the kernel backlog) but is not served meanwhile.
+    let mut second = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    second.write_all(request).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_secs(1), second.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "the second client was answered while the first was open: {early:?}"
+    );
+
+    // Once the first one leaves, the second is served.
+    drop(first);
+    let n = tokio::time::timeout(WAIT, second.read(&mut buf))
+        .await
+        .expect("the second client is answered once the first closed")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
 // === TLS ===
 
 mod tls {
@@ -865,11 +1036,20 @@ mod tls {
         }
 
         fn client(&self, alpn: &[&[u8]]) -> TlsConnector {
+            self.client_with_versions(alpn, rustls::DEFAULT_VERSIONS)
+        }
+
+        /// A client restricted to the given TLS versions.
+        fn client_with_versions(
+            &self,
+            alpn: &[&[u8]],
+            versions: &[&'static rustls::SupportedProtocolVersion],
+        ) -> TlsConnector {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(self.der.clone()).unwrap();
             let mut cfg =
                 rustls::ClientConfig::builder_with_provider(ironlb_gateway::tls::provider())
-                    .with_safe_default_protocol_versions()
+                    .with_protocol_versions(versions)
                     .unwrap()
                     .with_root_certificates(roots)
                     .with_no_client_auth();
@@ -957,6 +1137,77 @@ mod tls {
         let (r, alpn) = get_tls(&gw, &ca, "blog.example.com", "/", &[b"http/1.1"]).await;
         assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
         assert_eq!(r.echo().service, "blog");
+    }
+
+    #[tokio::test]
+    async fn tls_1_2_and_1_3_clients_are_both_served() {
+        let ca = Ca::new();
+        let b = backends().await;
+        let gw = tls_gateway(&ca, &b).await;
+        for (version, expected) in [
+            (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+            (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+        ] {
+            let tcp = tokio::net::TcpStream::connect(gw.https).await.unwrap();
+            let name = ServerName::try_from("shop.example.com").unwrap();
+            let connector = ca.client_with_versions(&[b"http/1.1"], &[version]);
+            let tls = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{expected:?} handshake: {e}"));
+            let session = tls.get_ref().1;
+            assert_eq!(session.protocol_version(), Some(expected));
+            assert_eq!(session.alpn_protocol(), Some(&b"http/1.1"[..]));
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let req = Request::get("/")
+                .header("host", "shop.example.com")
+                .body(full(""))
+                .unwrap();
+            let resp = tokio::time::timeout(WAIT, send.send_request(req))
+                .await
+                .unwrap()
+                .unwrap();
+            let r = read(resp).await;
+            assert_eq!(r.status, StatusCode::OK, "{expected:?}: {}", r.text());
+            assert_eq!(r.echo().service, "web");
+            assert_eq!(r.echo().headers["x-forwarded-proto"], "https");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_that_sends_no_request_is_disconnected() {
+        use tokio::io::AsyncReadExt;
+        let mut cfg = ProxyConfig::new();
+        // Also the handshake's limit: not so short that a loaded machine misses it.
+        cfg.header_read_timeout = Duration::from_secs(1);
+        let gw = Gateway::start_with(&Inputs::default(), cfg).await;
+        let client = rustls::ClientConfig::builder_with_provider(ironlb_gateway::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny))
+            .with_no_client_auth();
+        // No handshake at all.
+        let mut tcp = tokio::net::TcpStream::connect(gw.https).await.unwrap();
+        closed_without_request(&mut tcp).await;
+        // A handshake, then no request.
+        let tcp = tokio::net::TcpStream::connect(gw.https).await.unwrap();
+        let mut tls = tokio::time::timeout(
+            WAIT,
+            TlsConnector::from(Arc::new(client))
+                .connect(ServerName::try_from("shop.example.com").unwrap(), tcp),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut got))
+            .await
+            .expect("the gateway closes a TLS connection without a request");
+        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
     }
 
     #[tokio::test]

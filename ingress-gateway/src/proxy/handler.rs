@@ -150,12 +150,22 @@ impl Proxy {
                 None,
             );
         };
-        let Ok(host_str) = host.to_str() else {
-            return (
-                page(StatusCode::BAD_REQUEST, "invalid Host header"),
-                None,
-                Some(host),
-            );
+        // RFC 9112 §3.2: more than one Host, or one that is not `host[:port]`, is 400.
+        let host_str = match host.to_str() {
+            Ok(h)
+                if req.headers().get_all(header::HOST).iter().count() <= 1
+                    && !h.contains('@')
+                    && h.parse::<http::uri::Authority>().is_ok() =>
+            {
+                h
+            }
+            _ => {
+                return (
+                    page(StatusCode::BAD_REQUEST, "invalid Host header"),
+                    None,
+                    Some(host),
+                )
+            }
         };
         let request_id = hdr::ensure_request_id(req.headers_mut());
         let resp = self.forward(req, conn, &host, host_str, out).await;

@@ -7,10 +7,12 @@
 //! requests finish for up to `drain_timeout`, then closes what is left.
 //!
 //! Limits: `max_connections` (a semaphore taken before `accept`, so excess clients wait
-//! in the kernel backlog), `max_header_bytes` (HTTP/1: hyper's read buffer, over it →
-//! 431; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`), `header_read_timeout` (HTTP/1: hyper's
-//! header timer, which also bounds how long an idle keep-alive connection waits for its
-//! next request; TLS: the handshake), `idle_timeout` (HTTP/2: keep-alive pings every
+//! in the kernel backlog; one accept loop serves both listeners, so a permit waiting on
+//! an idle listener does not starve the other), `max_header_bytes` (HTTP/1: hyper's read buffer, over it →
+//! 431; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`), `header_read_timeout` (the first bytes of a
+//! connection, read here to tell HTTP/1 from HTTP/2 since hyper-util's detection has no
+//! timer; HTTP/1: hyper's header timer, which also bounds how long an idle keep-alive
+//! connection waits for its next request; TLS: the handshake), `idle_timeout` (HTTP/2: keep-alive pings every
 //! `idle_timeout`, a connection that does not answer within 20 s is closed; upstream
 //! pools: idle connections older than it are not reused).
 //!
@@ -29,15 +31,20 @@ pub mod headers;
 mod upstream;
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use http::HeaderValue;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -273,25 +280,9 @@ pub async fn serve(
 
     let drain = cfg.drain_timeout;
     let task = tokio::spawn(async move {
-        let mut loops = Vec::new();
-        if let Some(l) = http {
-            loops.push(tokio::spawn(accept_loop(
-                l,
-                None,
-                shared.clone(),
-                shutdown.clone(),
-            )));
-        }
-        if let (Some(l), Some(tls)) = (https, tls) {
-            loops.push(tokio::spawn(accept_loop(
-                l,
-                Some(tls),
-                shared.clone(),
-                shutdown.clone(),
-            )));
-        }
-        for l in loops {
-            let _ = l.await;
+        let https = https.zip(tls);
+        if http.is_some() || https.is_some() {
+            accept_loop(http, https, shared.clone(), shutdown).await;
         }
         // Listeners are closed; drain what is in flight.
         let Ok(shared) = Arc::try_unwrap(shared).map_err(|_| ()) else {
@@ -321,12 +312,24 @@ struct Shared {
     metrics: Arc<Metrics>,
 }
 
+/// Accepts on `listener`, or never resolves when there is none.
+async fn accept_on(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts on both listeners, taking a connection permit before each accept: a single
+/// loop, so that the permit it holds while waiting goes to whichever listener has a
+/// client first.
 async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    http: Option<TcpListener>,
+    https: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
+    let https_listener = https.as_ref().map(|(l, _)| l);
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -335,23 +338,27 @@ async fn accept_loop(
                 Err(_) => break,
             },
         };
-        let (stream, client) = tokio::select! {
+        let (accepted, listener, tls) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            a = accept_on(http.as_ref()) => (a, http.as_ref(), None),
+            a = accept_on(https_listener) => {
+                (a, https_listener, https.as_ref().map(|(_, tls)| tls.clone()))
+            }
+        };
+        let (stream, client) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or_else(|_| {
             listener
-                .local_addr()
-                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+                .and_then(|l| l.local_addr().ok())
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
         });
         let conn = ConnInfo {
             client,
@@ -359,7 +366,6 @@ async fn accept_loop(
             tls: tls.is_some(),
         };
         let shared = shared.clone();
-        let tls = tls.clone();
         tokio::spawn(async move {
             shared.metrics.connection_opened();
             serve_connection(stream, tls, conn, &shared).await;
@@ -382,6 +388,10 @@ async fn serve_connection(
     });
     let result = match tls {
         None => {
+            let Some(stream) = with_first_bytes(stream, shared.header_read_timeout, &conn).await
+            else {
+                return;
+            };
             let c = shared
                 .builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -401,6 +411,10 @@ async fn serve_connection(
                     return;
                 }
             };
+            let Some(stream) = with_first_bytes(stream, shared.header_read_timeout, &conn).await
+            else {
+                return;
+            };
             let c = shared
                 .builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -409,5 +423,105 @@ async fn serve_connection(
     };
     if let Err(e) = result {
         tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
+    }
+}
+
+/// The HTTP/2 client preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads a connection's first bytes within `timeout`, as many as hyper-util's protocol
+/// detection needs (up to the first one that differs from the HTTP/2 preface), and
+/// returns the connection with them put back. That detection has no timer of its own,
+/// and hyper's HTTP/1 header timer only starts after it: without this a client that
+/// sends nothing (or the start of the preface) would hold a connection forever.
+/// `None` = timed out, failed, or closed before any byte.
+async fn with_first_bytes<S: AsyncRead + Unpin>(
+    mut io: S,
+    timeout: Duration,
+    conn: &ConnInfo,
+) -> Option<Prefixed<S>> {
+    let mut prefix = Vec::with_capacity(H2_PREFACE.len());
+    let read = async {
+        let mut chunk = [0u8; H2_PREFACE.len()];
+        while prefix.len() < H2_PREFACE.len() {
+            let n = io
+                .read(&mut chunk[..H2_PREFACE.len() - prefix.len()])
+                .await?;
+            if n == 0 {
+                break;
+            }
+            prefix.extend_from_slice(&chunk[..n]);
+            if !H2_PREFACE.starts_with(&prefix) {
+                break;
+            }
+        }
+        Ok::<_, io::Error>(())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(())) if !prefix.is_empty() => Some(Prefixed {
+            prefix: Bytes::from(prefix),
+            inner: io,
+        }),
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %conn.client, error = %e, "reading the first bytes failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client = %conn.client, "no request in time");
+            None
+        }
+    }
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        let head = self.prefix.split_to(n);
+        buf.put_slice(&head);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
