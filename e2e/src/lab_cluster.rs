@@ -350,11 +350,22 @@ impl LabCluster {
         binary: &str,
         args: &[String],
     ) -> anyhow::Result<()> {
+        self.start_program(key, netns, &binary_path(binary), args)
+    }
+
+    /// Starts `program` (in `netns`, if given) with its output in the lab's `key.log`.
+    fn start_program(
+        &self,
+        key: &str,
+        netns: Option<&str>,
+        program: &Path,
+        args: &[String],
+    ) -> anyhow::Result<()> {
         let log_path = self.dir().join(format!("{key}.log"));
         let log = std::fs::File::create(&log_path)?;
         let mut cmd = match netns {
-            Some(ns) => command_in(ns, binary_path(binary)),
-            None => std::process::Command::new(binary_path(binary)),
+            Some(ns) => command_in(ns, program),
+            None => std::process::Command::new(program),
         };
         cmd.args(args)
             .env(
@@ -408,11 +419,19 @@ impl LabCluster {
             }
         }
         args.extend(self.config.speaker_args.iter().cloned());
-        self.start_process(
+        // With CAP_NET_RAW alone, as the chart runs it (capabilities drop ALL, add
+        // NET_RAW): the bounding set limits what root keeps across exec.
+        let mut wrapped: Vec<String> = vec![
+            "--bounding-set=-all,+net_raw".into(),
+            "--".into(),
+            binary_path("ironlb-speaker").display().to_string(),
+        ];
+        wrapped.extend(args);
+        self.start_program(
             &format!("speaker-{}", host.role),
             Some(&host.netns),
-            "ironlb-speaker",
-            &args,
+            Path::new("setpriv"),
+            &wrapped,
         )
     }
 
@@ -447,6 +466,15 @@ impl LabCluster {
         if let Some(mut p) = self.processes.lock().expect("process table").remove(key) {
             p.kill();
         }
+    }
+
+    /// The pid of a process started by this lab, if it is known.
+    pub fn pid(&self, key: &str) -> Option<u32> {
+        self.processes
+            .lock()
+            .expect("process table")
+            .get(key)
+            .map(|p| p.pid())
     }
 
     /// Whether a process started by this lab is still running.

@@ -188,6 +188,15 @@ async fn the_client_resolves_a_vip_to_the_elected_owner_and_exactly_one_node_ans
     let (replies, answerers) = wait_arp_owner(&lab, vip, o).await;
     assert_eq!(replies, 3, "one reply per request");
     assert_eq!(answerers, [lab.node(o).mac.clone()]);
+    // ... with CAP_NET_RAW as its only capability, as the chart runs it.
+    let pid = lab.pid(&format!("speaker-{}", lab.node(o).role)).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim();
+    assert_eq!(effective, "0000000000002000", "CAP_NET_RAW (bit 13) only");
 
     let role = lab.node(o).role.clone();
     let (status, message) = wait_until("the announced condition", WAIT, || async {
