@@ -809,20 +809,50 @@ async fn shutdown_drains_in_flight_requests() {
         80,
     )]))
     .await;
+    // An idle keep-alive connection: the drain closes it.
+    let mut idle = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: nowhere.example.com\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 404"));
+        tcp
+    };
     let client = h1_client();
     let in_flight = tokio::spawn(client.request(get(&gw, "slow.example.com", "/")));
     // Let the request reach the backend, then shut down.
     tokio::time::sleep(Duration::from_millis(100)).await;
     gw.shutdown.cancel();
+    let mut handle = tokio::spawn(gw.handle.take().unwrap().wait());
+    // The drain waits for the request in flight (it takes 500 ms at the backend).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut handle)
+            .await
+            .is_err(),
+        "the drain ended before the request in flight"
+    );
     let resp = tokio::time::timeout(WAIT, in_flight)
         .await
         .expect("in time")
         .unwrap()
         .expect("the in-flight request completes");
     assert_eq!(read(resp).await.status, StatusCode::OK);
-    tokio::time::timeout(WAIT, gw.handle.take().unwrap().wait())
+    tokio::time::timeout(WAIT, handle)
         .await
-        .expect("drained in time");
+        .expect("drained in time")
+        .unwrap();
+    {
+        use tokio::io::AsyncReadExt;
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(WAIT, idle.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "the idle keep-alive connection is closed by the drain"
+        );
+    }
     // New connections are refused once drained.
     assert!(tokio::net::TcpStream::connect(gw.http).await.is_err());
 }

@@ -43,7 +43,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -272,7 +272,6 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         proxy,
         builder,
-        graceful: GracefulShutdown::new(),
         limit: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
         header_read_timeout: cfg.header_read_timeout,
         metrics,
@@ -280,18 +279,17 @@ pub async fn serve(
 
     let drain = cfg.drain_timeout;
     let task = tokio::spawn(async move {
+        // Every accepted connection is watched from the moment it is accepted (a TLS
+        // handshake in progress counts), so the drain below waits for all of them.
+        let graceful = GracefulShutdown::new();
         let https = https.zip(tls);
         if http.is_some() || https.is_some() {
-            accept_loop(http, https, shared.clone(), shutdown).await;
+            accept_loop(http, https, shared, &graceful, shutdown).await;
         }
         // Listeners are closed; drain what is in flight.
-        let Ok(shared) = Arc::try_unwrap(shared).map_err(|_| ()) else {
-            tracing::error!("proxy state still shared after the accept loops ended");
-            return;
-        };
-        let open = shared.graceful.count();
+        let open = graceful.count();
         tracing::info!(connections = open, ?drain, "draining");
-        match tokio::time::timeout(drain, shared.graceful.shutdown()).await {
+        match tokio::time::timeout(drain, graceful.shutdown()).await {
             Ok(()) => tracing::info!("drained"),
             Err(_) => tracing::warn!("drain timeout passed; closing the remaining connections"),
         }
@@ -306,7 +304,6 @@ pub async fn serve(
 struct Shared {
     proxy: Arc<Proxy>,
     builder: auto::Builder<TokioExecutor>,
-    graceful: GracefulShutdown,
     limit: Arc<Semaphore>,
     header_read_timeout: Duration,
     metrics: Arc<Metrics>,
@@ -327,6 +324,7 @@ async fn accept_loop(
     http: Option<TcpListener>,
     https: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     shared: Arc<Shared>,
+    graceful: &GracefulShutdown,
     shutdown: CancellationToken,
 ) {
     let https_listener = https.as_ref().map(|(l, _)| l);
@@ -366,9 +364,10 @@ async fn accept_loop(
             tls: tls.is_some(),
         };
         let shared = shared.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             shared.metrics.connection_opened();
-            serve_connection(stream, tls, conn, &shared).await;
+            serve_connection(stream, tls, conn, &shared, watcher).await;
             shared.metrics.connection_closed();
             drop(permit);
         });
@@ -380,6 +379,7 @@ async fn serve_connection(
     tls: Option<tokio_rustls::TlsAcceptor>,
     conn: ConnInfo,
     shared: &Shared,
+    watcher: Watcher,
 ) {
     let proxy = shared.proxy.clone();
     let service = hyper::service::service_fn(move |req| {
@@ -395,7 +395,7 @@ async fn serve_connection(
             let c = shared
                 .builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service);
-            shared.graceful.watch(c.into_owned()).await
+            watcher.watch(c.into_owned()).await
         }
         Some(acceptor) => {
             let handshake =
@@ -418,7 +418,7 @@ async fn serve_connection(
             let c = shared
                 .builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service);
-            shared.graceful.watch(c.into_owned()).await
+            watcher.watch(c.into_owned()).await
         }
     };
     if let Err(e) = result {
