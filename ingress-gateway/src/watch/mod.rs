@@ -103,7 +103,8 @@ impl WatchConfig {
     }
 }
 
-/// Everything the loop reads.
+/// Everything the loop reads (reflector stores: cloning shares them).
+#[derive(Clone)]
 struct Stores {
     ingresses: Store<Ingress>,
     classes: Store<IngressClass>,
@@ -482,7 +483,18 @@ pub async fn run(
     let mut first = true;
     loop {
         let generation = snapshot.load().generation + 1;
-        let built = builder.build(&stores, generation);
+        // Compiling 10,000 rules takes tens of milliseconds: on a blocking thread, so
+        // the data path's workers keep serving meanwhile.
+        let (returned, built) = {
+            let stores = stores.clone();
+            tokio::task::spawn_blocking(move || {
+                let built = builder.build(&stores, generation);
+                (builder, built)
+            })
+            .await
+            .expect("snapshot build panicked")
+        };
+        builder = returned;
         if let Some(next) = built.snapshot {
             let routes = next.routes.len();
             snapshot.store(Arc::new(next));
