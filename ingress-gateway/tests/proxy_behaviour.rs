@@ -181,6 +181,20 @@ impl Gateway {
 
 type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
+/// A gateway with `cfg` routing every path of shop.example.com to Service `web`.
+async fn shop_web(b: &Backends, cfg: ProxyConfig) -> Gateway {
+    Gateway::start_with(
+        &b.inputs(vec![ingress("shop").prefix(
+            "shop.example.com",
+            "/",
+            "web",
+            80,
+        )]),
+        cfg,
+    )
+    .await
+}
+
 fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
@@ -479,16 +493,7 @@ async fn oversized_headers_are_refused() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
     let mut cfg = ProxyConfig::new();
     cfg.max_header_bytes = 8192;
-    let gw = Gateway::start_with(
-        &b.inputs(vec![ingress("shop").prefix(
-            "shop.example.com",
-            "/",
-            "web",
-            80,
-        )]),
-        cfg,
-    )
-    .await;
+    let gw = shop_web(&b, cfg).await;
     let mut req = get(&gw, "shop.example.com", "/");
     req.headers_mut()
         .insert("x-big", "a".repeat(20_000).parse().unwrap());
@@ -938,16 +943,7 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
     let mut cfg = ProxyConfig::new();
     cfg.header_read_timeout = Duration::from_millis(200);
-    let gw = Gateway::start_with(
-        &b.inputs(vec![ingress("shop").prefix(
-            "shop.example.com",
-            "/",
-            "web",
-            80,
-        )]),
-        cfg,
-    )
-    .await;
+    let gw = shop_web(&b, cfg).await;
     use tokio::io::AsyncWriteExt;
     // A partial header block, then nothing (slowloris).
     let mut partial = tokio::net::TcpStream::connect(gw.http).await.unwrap();
@@ -980,16 +976,7 @@ async fn the_connection_cap_holds_a_second_client_until_the_first_leaves() {
     cfg.max_connections = 1;
     // The first client stays idle between the two steps; keep it open meanwhile.
     cfg.header_read_timeout = Duration::from_secs(120);
-    let gw = Gateway::start_with(
-        &b.inputs(vec![ingress("shop").prefix(
-            "shop.example.com",
-            "/",
-            "web",
-            80,
-        )]),
-        cfg,
-    )
-    .await;
+    let gw = shop_web(&b, cfg).await;
     let request = b"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n";
     let mut buf = vec![0u8; 64 * 1024];
 
