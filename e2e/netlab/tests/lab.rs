@@ -267,6 +267,10 @@ fn dropping_a_lab_removes_its_namespaces_and_processes() {
         c
     })
     .unwrap();
+    // `ip netns exec` joins the namespace a moment after spawn; a process not yet in it
+    // is not the lab's to kill.
+    let node2 = lab.node(2).netns.clone();
+    wait_until(|| !pids_in(&node2).unwrap().is_empty());
     let id = lab.id().to_string();
     drop(lab);
     for ns in &namespaces {
