@@ -33,6 +33,7 @@ pub struct Metrics {
     upstream_latency: Histogram,
     active_connections: Gauge,
     snapshot_swaps: Counter,
+    snapshot_build: Histogram,
     routes: Gauge,
 }
 
@@ -46,6 +47,8 @@ impl Metrics {
             upstream_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             active_connections: Gauge::default(),
             snapshot_swaps: Counter::default(),
+            // 1 ms .. ~4 s
+            snapshot_build: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
             routes: Gauge::default(),
         };
         let reg = registry.sub_registry_with_prefix("gateway");
@@ -69,6 +72,11 @@ impl Metrics {
             "Route/endpoint/certificate snapshots swapped in",
             m.snapshot_swaps.clone(),
         );
+        reg.register(
+            "snapshot_build_seconds",
+            "Time to turn the watched objects into a snapshot (convert, compile, certificates)",
+            m.snapshot_build.clone(),
+        );
         reg.register("routes", "Routes in the current snapshot", m.routes.clone());
         m
     }
@@ -80,20 +88,9 @@ impl Metrics {
 
     /// Counts one finished request; `upstream` is the time to the upstream response
     /// head when the request was proxied.
-    pub fn observe_request(
-        &self,
-        ingress: &str,
-        service: &str,
-        status: u16,
-        upstream: Option<Duration>,
-    ) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                ingress: ingress.to_string(),
-                service: service.to_string(),
-                status,
-            })
-            .inc();
+    pub fn observe_request(&self, labels: &RequestLabels, upstream: Option<Duration>) {
+        // By reference: the labels are cloned only the first time they are seen.
+        self.requests.get_or_create(labels).inc();
         if let Some(d) = upstream {
             self.upstream_latency.observe(d.as_secs_f64());
         }
@@ -114,6 +111,11 @@ impl Metrics {
         self.snapshot_swaps.inc();
         self.routes
             .set(i64::try_from(route_count).unwrap_or(i64::MAX));
+    }
+
+    /// A snapshot build (whether or not anything changed) took `took`.
+    pub fn snapshot_built(&self, took: Duration) {
+        self.snapshot_build.observe(took.as_secs_f64());
     }
 
     /// Requests counted so far with these labels (tests).
@@ -217,13 +219,13 @@ mod tests {
     fn requests_and_swaps_show_up_in_the_exposition() {
         let mut registry = Registry::with_prefix("ironlb");
         let m = Metrics::new(&mut registry);
-        m.observe_request(
-            "shop/web",
-            "shop/web:80",
-            200,
-            Some(Duration::from_millis(3)),
-        );
-        m.observe_request("shop/web", "shop/web:80", 200, None);
+        let labels = RequestLabels {
+            ingress: "shop/web".to_string(),
+            service: "shop/web:80".to_string(),
+            status: 200,
+        };
+        m.observe_request(&labels, Some(Duration::from_millis(3)));
+        m.observe_request(&labels, None);
         m.snapshot_swapped(12);
         m.connection_opened();
         assert_eq!(m.requests_with("shop/web", "shop/web:80", 200), 2);

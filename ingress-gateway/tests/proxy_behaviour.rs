@@ -47,33 +47,35 @@ impl Backends {
             .push(ServiceInput::new("shop", name).named_target("http", 80, "http"));
         for cfg in pods {
             let echo = cfg.clone().spawn(localhost()).await.unwrap();
-            self.slices.push(
-                EndpointSliceInput::new("shop", name)
-                    .port("http", echo.addr().port())
-                    .ready("127.0.0.1"),
-            );
+            let port = echo.addr().port();
             self.echoes.push(echo);
+            self = self.with_endpoint(name, port);
         }
         self
     }
 
     /// A Service whose only endpoint is a closed port (connection refused).
-    fn dead_service(mut self, name: &str) -> Self {
-        self.services
-            .push(ServiceInput::new("shop", name).named_target("http", 80, "http"));
-        self.slices.push(
-            EndpointSliceInput::new("shop", name)
-                .port("http", closed_port())
-                .ready("127.0.0.1"),
-        );
-        self
+    fn dead_service(self, name: &str) -> Self {
+        self.raw_service(name, closed_port())
     }
 
     /// Adds a dead endpoint to an existing service.
-    fn with_dead_endpoint(mut self, name: &str) -> Self {
+    fn with_dead_endpoint(self, name: &str) -> Self {
+        self.with_endpoint(name, closed_port())
+    }
+
+    /// A Service whose only endpoint is `port` on 127.0.0.1 (a backend the test runs).
+    fn raw_service(mut self, name: &str, port: u16) -> Self {
+        self.services
+            .push(ServiceInput::new("shop", name).named_target("http", 80, "http"));
+        self.with_endpoint(name, port)
+    }
+
+    /// Adds the ready endpoint 127.0.0.1:`port` to Service `name`.
+    fn with_endpoint(mut self, name: &str, port: u16) -> Self {
         self.slices.push(
             EndpointSliceInput::new("shop", name)
-                .port("http", closed_port())
+                .port("http", port)
                 .ready("127.0.0.1"),
         );
         self
@@ -99,9 +101,9 @@ fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// A loopback port nothing listens on (connection refused).
 fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    ironlb_e2e::support::free_port()
 }
 
 fn pod(service: &str, pod: &str) -> EchoConfig {
@@ -320,13 +322,7 @@ async fn hosts_and_paths_reach_their_services() {
 #[tokio::test]
 async fn h2c_with_prior_knowledge_is_served() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
-    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
-        "shop.example.com",
-        "/",
-        "web",
-        80,
-    )]))
-    .await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
     // Prior knowledge over a plain connection; :authority names the virtual host.
     let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
     let (mut sender, conn) =
@@ -368,13 +364,7 @@ async fn h2c_and_grpc_backends_get_http2() {
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_reused() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
-    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
-        "shop.example.com",
-        "/",
-        "web",
-        80,
-    )]))
-    .await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
     let client = h1_client();
     let mut sources = std::collections::BTreeSet::new();
     for i in 0..10 {
@@ -391,6 +381,65 @@ async fn upstream_connections_are_kept_alive_and_reused() {
         sources.len(),
         1,
         "one upstream connection for sequential requests: {sources:?}"
+    );
+}
+
+/// A backend whose keep-alive timer fires just as a request arrives: it answers the
+/// first request of each connection ("ok", keep-alive), then closes the connection when
+/// the next request comes, without answering it. Returns its port and a count of the
+/// connections it accepted.
+async fn forgetful_backend() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(localhost()).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                for answer in [true, false] {
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    head.clear();
+                    if answer {
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if tcp.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // Dropped here: closed with the second request unanswered.
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn a_request_lost_on_a_pooled_connection_the_backend_closed_is_sent_again() {
+    let (port, accepted) = forgetful_backend().await;
+    let b = Backends::new().raw_service("web", port);
+    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let client = h1_client();
+    let r = send(&client, get(&gw, "shop.example.com", "/")).await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok"));
+    // Idle long enough for a keep-alive timer to fire: the gateway reuses the pooled
+    // connection, the backend drops it with the request unanswered, and the gateway
+    // sends the request again on a new connection instead of answering 502.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = send(&client, get(&gw, "shop.example.com", "/again")).await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok"));
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the pooled connection was reused, then replaced"
     );
 }
 
@@ -418,13 +467,7 @@ async fn a_connect_failure_is_retried_on_a_live_endpoint() {
         .await
         .with_dead_endpoint("web")
         .with_dead_endpoint("web");
-    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
-        "shop.example.com",
-        "/",
-        "web",
-        80,
-    )]))
-    .await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
     let client = h1_client();
     for _ in 0..20 {
         let r = send(&client, get(&gw, "shop.example.com", "/")).await;
@@ -516,13 +559,7 @@ async fn oversized_headers_are_refused() {
 #[tokio::test]
 async fn forwarded_headers_request_id_and_hop_by_hop() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
-    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
-        "shop.example.com",
-        "/",
-        "web",
-        80,
-    )]))
-    .await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
     let req = Request::get(gw.url("/"))
         .header("host", "shop.example.com")
         .header("x-forwarded-for", "198.51.100.9")
@@ -903,13 +940,7 @@ fn raw_body(reply: &str) -> &str {
 #[tokio::test]
 async fn malformed_requests_get_400_with_a_short_body() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
-    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
-        "shop.example.com",
-        "/",
-        "web",
-        80,
-    )]))
-    .await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
     for request in [
         &b"this is not http\r\n\r\n"[..],
         b"GET /\x01bad HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
@@ -968,6 +999,18 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
     assert!(status_line(&reply).starts_with("HTTP/1.1 200"), "{reply}");
 }
 
+/// Reads the reply to the request sent on `tcp` (within `WAIT`, else panics with
+/// `what`) and checks that it is a 200.
+async fn answered_200(tcp: &mut tokio::net::TcpStream, buf: &mut [u8], what: &str) {
+    use tokio::io::AsyncReadExt;
+    let n = tokio::time::timeout(WAIT, tcp.read(buf))
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
 #[tokio::test]
 async fn the_connection_cap_holds_a_second_client_until_the_first_leaves() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -983,15 +1026,7 @@ async fn the_connection_cap_holds_a_second_client_until_the_first_leaves() {
     // The first client is served and keeps its connection open.
     let mut first = tokio::net::TcpStream::connect(gw.http).await.unwrap();
     first.write_all(request).await.unwrap();
-    let n = tokio::time::timeout(WAIT, first.read(&mut buf))
-        .await
-        .expect("the first client is answered in time")
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    answered_200(&mut first, &mut buf, "the first client is answered in time").await;
 
     // The second one connects (the kernel backlog) but is not served meanwhile.
     let mut second = tokio::net::TcpStream::connect(gw.http).await.unwrap();
@@ -1004,15 +1039,12 @@ async fn the_connection_cap_holds_a_second_client_until_the_first_leaves() {
 
     // Once the first one leaves, the second is served.
     drop(first);
-    let n = tokio::time::timeout(WAIT, second.read(&mut buf))
-        .await
-        .expect("the second client is answered once the first closed")
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    answered_200(
+        &mut second,
+        &mut buf,
+        "the second client is answered once the first closed",
+    )
+    .await;
 }
 
 // === TLS ===

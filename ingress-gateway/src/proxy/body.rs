@@ -146,7 +146,7 @@ pub enum ProxyBody {
 #[derive(Debug)]
 pub struct PooledBody {
     body: Incoming,
-    conn: Option<H1Conn>,
+    conn: Option<Box<H1Conn>>,
     pool: Arc<H1Pool>,
     endpoint: SocketAddr,
     guard: Option<InflightGuard>,
@@ -156,7 +156,7 @@ impl PooledBody {
     /// Wraps the upstream response body `body` read from `conn`.
     pub fn new(
         body: Incoming,
-        conn: H1Conn,
+        conn: Box<H1Conn>,
         pool: Arc<H1Pool>,
         endpoint: SocketAddr,
         guard: InflightGuard,

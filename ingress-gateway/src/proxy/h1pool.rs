@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper::client::conn::TrySendError;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -32,6 +33,8 @@ pub struct H1Conn {
     done: bool,
     /// Taken from the idle list rather than freshly connected.
     pub reused: bool,
+    /// How long it sat in the idle list before this checkout (zero when fresh).
+    pub idle_for: Duration,
 }
 
 impl std::fmt::Debug for H1Conn {
@@ -39,6 +42,7 @@ impl std::fmt::Debug for H1Conn {
         f.debug_struct("H1Conn")
             .field("done", &self.done)
             .field("reused", &self.reused)
+            .field("idle_for", &self.idle_for)
             .finish()
     }
 }
@@ -70,12 +74,13 @@ impl H1Conn {
     }
 
     /// Sends `req` (origin-form URI, Host set) and drives the connection until the
-    /// response head arrives.
+    /// response head arrives. When the exchange fails before hyper wrote any of the
+    /// request (the connection turned out closed), the error carries it back whole.
     pub async fn send(
         &mut self,
         req: http::Request<UpstreamBody>,
-    ) -> Result<http::Response<Incoming>, hyper::Error> {
-        let mut fut = pin!(self.sender.send_request(req));
+    ) -> Result<http::Response<Incoming>, TrySendError<http::Request<UpstreamBody>>> {
+        let mut fut = pin!(self.sender.try_send_request(req));
         let conn = &mut self.conn;
         let done = &mut self.done;
         std::future::poll_fn(|cx| {
@@ -109,7 +114,7 @@ impl H1Conn {
 }
 
 struct Idle {
-    conn: H1Conn,
+    conn: Box<H1Conn>,
     since: Instant,
 }
 
@@ -140,26 +145,28 @@ impl H1Pool {
     }
 
     /// An idle connection to `endpoint` that is still open, if any.
-    pub fn checkout(&self, endpoint: SocketAddr) -> Option<H1Conn> {
+    pub fn checkout(&self, endpoint: SocketAddr) -> Option<Box<H1Conn>> {
         let now = Instant::now();
         loop {
             let idle = {
                 let mut map = self.idle.lock().expect("pool lock");
                 map.get_mut(&endpoint)?.pop()?
             };
-            if now.duration_since(idle.since) > self.idle_timeout {
+            let idle_for = now.saturating_duration_since(idle.since);
+            if idle_for > self.idle_timeout {
                 continue;
             }
             let mut conn = idle.conn;
             if conn.reusable() {
                 conn.reused = true;
+                conn.idle_for = idle_for;
                 return Some(conn);
             }
         }
     }
 
     /// Returns a connection whose last exchange completed.
-    pub fn checkin(&self, endpoint: SocketAddr, mut conn: H1Conn) {
+    pub fn checkin(&self, endpoint: SocketAddr, mut conn: Box<H1Conn>) {
         if !conn.reusable() {
             return;
         }
@@ -173,8 +180,9 @@ impl H1Pool {
         }
     }
 
-    /// Opens a new connection.
-    pub async fn connect(endpoint: SocketAddr, timeout: Duration) -> Result<H1Conn, H1Error> {
+    /// Opens a new connection. Boxed: the connection state is some 700 bytes, and it
+    /// moves from the pool to the request, into the response body and back.
+    pub async fn connect(endpoint: SocketAddr, timeout: Duration) -> Result<Box<H1Conn>, H1Error> {
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(endpoint)).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => return Err(H1Error::Connect(e)),
@@ -190,11 +198,12 @@ impl H1Pool {
             .handshake(TokioIo::new(tcp))
             .await
             .map_err(H1Error::Http)?;
-        Ok(H1Conn {
+        Ok(Box::new(H1Conn {
             sender,
             conn,
             done: false,
             reused: false,
-        })
+            idle_for: Duration::ZERO,
+        }))
     }
 }

@@ -1,6 +1,7 @@
 //! One request through the gateway: route, policy answers (redirects, 403, 413),
 //! endpoint choice, forwarding with retries, response fix-ups, metrics and access log.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use super::body::{BodyShared, PooledBody, ProxyBody, UpstreamBody};
 use super::h1pool::H1Pool;
 use super::headers::{self as hdr, Forwarded};
 use super::upstream::{Upstreams, Wire};
-use crate::metrics::{AccessLogEntry, Metrics};
+use crate::metrics::{AccessLogEntry, Metrics, RequestLabels};
 use crate::snapshot::SharedSnapshot;
 
 /// What a connection knows about itself.
@@ -61,6 +62,40 @@ pub struct Proxy {
     pub(crate) balancer: Balancer,
 }
 
+/// A pooled connection idle at least this long may have been closed by the backend's
+/// keep-alive timer while the request was on its way, so its request is kept for a
+/// replay. Sub-second keep-alive timeouts are unheard of; copying the headers of every
+/// request on a busy connection would cost more than it saves.
+const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Why an upstream exchange failed.
+struct SendFailure {
+    /// The connection could not be made (another endpoint may be tried).
+    connect: bool,
+    error: String,
+    /// The request, when it was never written (inline pool only).
+    unsent: Option<Box<Request<UpstreamBody>>>,
+}
+
+impl SendFailure {
+    fn h1(mut e: hyper::client::conn::TrySendError<Request<UpstreamBody>>) -> Self {
+        let unsent = e.take_message().map(Box::new);
+        SendFailure {
+            connect: false,
+            error: e.into_error().to_string(),
+            unsent,
+        }
+    }
+
+    fn pooled(e: hyper_util::client::legacy::Error) -> Self {
+        SendFailure {
+            connect: e.is_connect(),
+            error: e.to_string(),
+            unsent: None,
+        }
+    }
+}
+
 /// Where the request went, for metrics and logs.
 #[derive(Default)]
 struct Outcome {
@@ -71,12 +106,12 @@ struct Outcome {
 }
 
 impl Proxy {
-    /// Serves one request.
+    /// Serves one request (never fails: errors are answered with a page of our own).
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         conn: ConnInfo,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Infallible> {
         let start = Instant::now();
         let method = req.method().clone();
         let path_and_query = req.uri().path_and_query().cloned();
@@ -89,19 +124,20 @@ impl Proxy {
                     .or_insert_with(|| hsts.clone());
             }
         }
-        let status = resp.status().as_u16();
-        let ingress = out
-            .ingress
-            .as_ref()
-            .map(|i| i.to_string())
-            .unwrap_or_default();
-        let service = out
-            .backend
-            .as_ref()
-            .map(|b| format!("{}/{}:{}", b.namespace, b.service, b.port))
-            .unwrap_or_default();
-        self.metrics
-            .observe_request(&ingress, &service, status, out.upstream_latency);
+        let labels = RequestLabels {
+            ingress: out
+                .ingress
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            service: out
+                .backend
+                .as_ref()
+                .map(|b| format!("{}/{}:{}", b.namespace, b.service, b.port))
+                .unwrap_or_default(),
+            status: resp.status().as_u16(),
+        };
+        self.metrics.observe_request(&labels, out.upstream_latency);
         if self.settings.access_log {
             let bytes = resp
                 .headers()
@@ -114,7 +150,7 @@ impl Proxy {
                 method: method.as_str(),
                 host: host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or(""),
                 path: path_and_query.as_ref().map_or("/", |p| p.as_str()),
-                status,
+                status: labels.status,
                 bytes,
                 upstream: out.upstream,
                 duration: start.elapsed(),
@@ -122,11 +158,11 @@ impl Proxy {
                     .as_ref()
                     .and_then(|h| h.to_str().ok())
                     .unwrap_or(""),
-                ingress: &ingress,
+                ingress: &labels.ingress,
             }
             .write_stdout();
         }
-        resp
+        Ok(resp)
     }
 
     async fn route_and_forward(
@@ -265,8 +301,10 @@ impl Proxy {
             }
             None => None,
         };
-        self.send(req, conn, host, backend, options, upstream_path, limit, out)
-            .await
+        // Boxed: nested async fns keep their arguments and their callee's state side by
+        // side, so the request's future would be some 8 KiB without it, copied several
+        // times per request (into hyper's slot, into a task for HTTP/2).
+        Box::pin(self.send(req, conn, host, backend, options, upstream_path, limit, out)).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -337,6 +375,8 @@ impl Proxy {
         let inline = wire == Wire::H1 && !upgrading;
         let mut last_connect_error: Option<String> = None;
         let mut headers = Some(parts.headers);
+        // A request hyper handed back unwritten (its pooled connection was closed).
+        let mut unsent: Option<Box<Request<UpstreamBody>>> = None;
         let mut attempt = 0;
         let mut stale_retries = 0;
         while attempt < attempts {
@@ -365,31 +405,48 @@ impl Proxy {
                 };
             }
             let reused = conn.as_ref().is_some_and(|c| c.reused);
-            let Some(incoming) = body.take().or_else(|| shared.take_returned()) else {
-                // The body was consumed by the failed attempt: it cannot be resent.
-                break;
-            };
-            let upstream_body = UpstreamBody::new(incoming, limit, shared.clone());
-            let uri = if inline {
-                http::uri::PathAndQuery::from_maybe_shared(pq.clone())
-                    .ok()
-                    .map(Uri::from)
-            } else {
-                upstream_uri(wire, endpoint, &pq)
-            };
-            let Some(uri) = uri else {
-                return page(StatusCode::BAD_REQUEST, "invalid request target");
-            };
-            let mut up = Request::new(upstream_body);
-            *up.method_mut() = parts.method.clone();
-            *up.uri_mut() = uri;
-            *up.version_mut() = version;
-            // Only a later attempt (or a retry after a stale pooled connection) needs
-            // the headers again.
-            *up.headers_mut() = if attempt + 1 < attempts || reused {
-                headers.clone().unwrap_or_default()
-            } else {
-                headers.take().unwrap_or_default()
+            let up = match unsent.take() {
+                Some(up) => *up,
+                None => {
+                    let Some(incoming) = body.take().or_else(|| shared.take_returned()) else {
+                        // The body was consumed by the failed attempt: it cannot be resent.
+                        break;
+                    };
+                    let upstream_body = UpstreamBody::new(incoming, limit, shared.clone());
+                    let uri = if inline {
+                        http::uri::PathAndQuery::from_maybe_shared(pq.clone())
+                            .ok()
+                            .map(Uri::from)
+                    } else {
+                        upstream_uri(wire, endpoint, &pq)
+                    };
+                    let Some(uri) = uri else {
+                        return page(StatusCode::BAD_REQUEST, "invalid request target");
+                    };
+                    let mut up = Request::new(upstream_body);
+                    *up.method_mut() = parts.method.clone();
+                    *up.uri_mut() = uri;
+                    *up.version_mut() = version;
+                    // Keep a copy of the headers only where a later attempt may need
+                    // them: hyper-util's client consumes the request even when the
+                    // connect fails, and a pooled connection that sat idle long enough
+                    // for the backend's keep-alive timer can die after hyper wrote the
+                    // request. (Inline connects fail before the request is built, and
+                    // an unwritten request comes back whole.)
+                    let keep = if inline {
+                        // (A fresh connection's `idle_for` is zero.)
+                        conn.as_ref()
+                            .is_some_and(|c| c.idle_for >= REPLAY_AFTER_IDLE)
+                    } else {
+                        attempt + 1 < attempts
+                    };
+                    *up.headers_mut() = if keep {
+                        headers.clone().unwrap_or_default()
+                    } else {
+                        headers.take().unwrap_or_default()
+                    };
+                    up
+                }
             };
 
             let guard = self.balancer.start(endpoint);
@@ -397,39 +454,53 @@ impl Proxy {
             let result = match conn.as_mut() {
                 Some(c) => tokio::time::timeout(read_timeout, c.send(up))
                     .await
-                    .map(|r| r.map_err(|e| (false, e.to_string()))),
+                    .map(|r| r.map_err(SendFailure::h1)),
                 None => tokio::time::timeout(
                     read_timeout,
                     self.upstreams.request(wire, options.connect_timeout, up),
                 )
                 .await
-                .map(|r| r.map_err(|e| (e.is_connect(), e.to_string()))),
+                .map(|r| r.map_err(SendFailure::pooled)),
             };
             out.upstream_latency = Some(sent.elapsed());
             let mut resp = match result {
                 Err(_) => return page(StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
-                Ok(Err((true, e))) => {
-                    tracing::debug!(%endpoint, error = %e, "upstream connect failed");
-                    last_connect_error = Some(e);
+                Ok(Err(f)) if f.connect => {
+                    tracing::debug!(%endpoint, error = %f.error, "upstream connect failed");
+                    last_connect_error = Some(f.error);
                     tried.push(i);
                     attempt += 1;
                     continue;
                 }
-                Ok(Err((false, e))) => {
+                Ok(Err(f)) => {
                     if shared.exceeded() {
                         return page(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
                     }
                     if reused && stale_retries < 4 {
                         // A pooled connection the backend closed meanwhile: the request
-                        // was not processed; send it again on a fresh connection.
-                        if let Some(b) = shared.take_returned() {
-                            body = Some(b);
+                        // was not processed; send it again on a fresh connection, either
+                        // as hyper handed it back or rebuilt from the kept headers.
+                        let replay = match f.unsent {
+                            Some(up) => {
+                                unsent = Some(up);
+                                true
+                            }
+                            None if headers.is_some() => match shared.take_returned() {
+                                Some(b) => {
+                                    body = Some(b);
+                                    true
+                                }
+                                None => false,
+                            },
+                            None => false,
+                        };
+                        if replay {
                             stale_retries += 1;
                             pinned = Some(i);
                             continue;
                         }
                     }
-                    tracing::debug!(%endpoint, error = %e, "upstream request failed");
+                    tracing::debug!(%endpoint, error = %f.error, "upstream request failed");
                     return page(StatusCode::BAD_GATEWAY, "upstream request failed");
                 }
                 Ok(Ok(resp)) => resp,

@@ -18,14 +18,27 @@ pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// `x-request-id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Hop-by-hop headers removed from every message; `Connection`, `Upgrade` and `TE` have
+/// rules of their own in [`strip_hop_by_hop`].
+static ALWAYS_HOP_BY_HOP: [HeaderName; 6] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
 
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1: the ones `Connection` lists,
 /// `Connection` itself, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`
 /// and `Upgrade`. `TE: trailers` is kept when `keep_te_trailers` (gRPC needs it on h2);
 /// `Connection: upgrade` and `Upgrade` are kept when `upgrading` (WebSocket).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool, upgrading: bool) {
+    // Most messages carry none of them: one pass over the names is cheaper than the
+    // removals below. (Names that `Connection` lists matter only when it is present.)
+    if !upgrading && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(listed) = headers.get(header::CONNECTION).cloned() {
         if let Ok(listed) = listed.to_str() {
             for name in listed.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -46,18 +59,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool, upgradi
         headers.remove(header::CONNECTION);
         headers.remove(header::UPGRADE);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::PROXY_AUTHENTICATE);
-    headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
+    for name in &ALWAYS_HOP_BY_HOP {
+        headers.remove(name);
+    }
     let te_is_trailers = headers
         .get(header::TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     if !(keep_te_trailers && te_is_trailers) {
         headers.remove(header::TE);
     }
+}
+
+/// Whether `name` is hop-by-hop whatever `Connection` lists.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::UPGRADE
+        || name == header::TE
+        || ALWAYS_HOP_BY_HOP.contains(name)
 }
 
 /// Whether an HTTP/1.1 request asks for a protocol upgrade (`Connection: upgrade` and

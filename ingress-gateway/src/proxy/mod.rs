@@ -8,13 +8,14 @@
 //!
 //! Limits: `max_connections` (a semaphore taken before `accept`, so excess clients wait
 //! in the kernel backlog; one accept loop serves both listeners, so a permit waiting on
-//! an idle listener does not starve the other), `max_header_bytes` (HTTP/1: hyper's read buffer, over it →
-//! 431; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`), `header_read_timeout` (the first bytes of a
-//! connection, read here to tell HTTP/1 from HTTP/2 since hyper-util's detection has no
-//! timer; HTTP/1: hyper's header timer, which also bounds how long an idle keep-alive
-//! connection waits for its next request; TLS: the handshake), `idle_timeout` (HTTP/2: keep-alive pings every
-//! `idle_timeout`, a connection that does not answer within 20 s is closed; upstream
-//! pools: idle connections older than it are not reused).
+//! an idle listener does not starve the other), `max_header_bytes` (HTTP/1: hyper's read
+//! buffer, over it → 431; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`), `header_read_timeout`
+//! (the first bytes of a connection, read here to tell HTTP/1 from HTTP/2 since
+//! hyper-util's detection has no timer; HTTP/1: hyper's header timer, which also bounds
+//! how long an idle keep-alive connection waits for its next request; TLS: the
+//! handshake), `idle_timeout` (HTTP/2: keep-alive pings every `idle_timeout`, a
+//! connection that does not answer within 20 s is closed; upstream pools: idle
+//! connections older than it are not reused).
 //!
 //! Upstreams: plain HTTP/1.1 (the default `backend-protocol`) over the inline pool of
 //! `h1pool` (connections driven by the request task, no extra task per connection);
@@ -30,7 +31,6 @@ mod handler;
 pub mod headers;
 mod upstream;
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -381,47 +381,36 @@ async fn serve_connection(
     shared: &Shared,
     watcher: Watcher,
 ) {
-    let proxy = shared.proxy.clone();
-    let service = hyper::service::service_fn(move |req| {
-        let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req, conn).await) }
-    });
-    let result = match tls {
-        None => {
-            let Some(stream) = with_first_bytes(stream, shared.header_read_timeout, &conn).await
-            else {
-                return;
-            };
-            let c = shared
-                .builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(c.into_owned()).await
-        }
-        Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream));
-            let stream = match handshake.await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(client = %conn.client, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let Some(stream) = with_first_bytes(stream, shared.header_read_timeout, &conn).await
-            else {
-                return;
-            };
-            let c = shared
-                .builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(c.into_owned()).await
-        }
+    let Some(acceptor) = tls else {
+        return serve_http(stream, conn, shared, watcher).await;
     };
-    if let Err(e) = result {
+    let handshake = tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => serve_http(stream, conn, shared, watcher).await,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            tracing::debug!(client = %conn.client, "TLS handshake timed out");
+        }
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (told apart by the first bytes) on a connection, plain or
+/// after its TLS handshake, until it closes.
+async fn serve_http<S>(stream: S, conn: ConnInfo, shared: &Shared, watcher: Watcher)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(stream) = with_first_bytes(stream, shared.header_read_timeout, &conn).await else {
+        return;
+    };
+    let proxy = shared.proxy.clone();
+    let service = hyper::service::service_fn(move |req| proxy.clone().handle(req, conn));
+    let c = shared
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(c.into_owned()).await {
         tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
     }
 }

@@ -485,21 +485,23 @@ pub async fn run(
         let generation = snapshot.load().generation + 1;
         // Compiling 10,000 rules takes tens of milliseconds: on a blocking thread, so
         // the data path's workers keep serving meanwhile.
-        let (returned, built) = {
+        let (returned, built, took) = {
             let stores = stores.clone();
             tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
                 let built = builder.build(&stores, generation);
-                (builder, built)
+                (builder, built, started.elapsed())
             })
             .await
             .expect("snapshot build panicked")
         };
+        metrics.snapshot_built(took);
         builder = returned;
         if let Some(next) = built.snapshot {
             let routes = next.routes.len();
             snapshot.store(Arc::new(next));
             metrics.snapshot_swapped(routes);
-            tracing::debug!(generation, routes, "snapshot swapped");
+            tracing::debug!(generation, routes, ?took, "snapshot swapped");
         }
         if first {
             readiness.set(true);
