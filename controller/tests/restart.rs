@@ -10,20 +10,12 @@ use std::time::Duration;
 use common::*;
 use futures::{StreamExt, TryStreamExt};
 use ironlb_e2e::support::fixtures::{pool, Svc};
-use ironlb_e2e::support::{spawn, wait_until, ProcessGuard};
+use ironlb_e2e::support::{free_port, spawn, wait_until, ProcessGuard};
 use kube::api::ListParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const N: usize = 1000;
 const USER: &str = "system:serviceaccount:ironlb-system:controller";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start_binary(kubeconfig: &std::path::Path, port: u16) -> ProcessGuard {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironlb-controller"));

@@ -4,13 +4,11 @@
 //! fails with the step's name. Everything it creates is removed when it returns.
 
 use crate::lab_cluster::{LabCluster, LabClusterConfig, SYSTEM_NAMESPACE};
-use crate::support::fixtures::Svc;
+use crate::support::fixtures::{ca_and_cert, tls_secret, Svc};
 use anyhow::{bail, Context as _};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::ByteString;
 use kube::api::{Api, ListParams, PostParams};
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -284,21 +282,10 @@ async fn step3_ingress(lab: &LabCluster, kubectl: &Kubectl) -> anyhow::Result<()
         .await?;
     lab.publish_endpoints("default", "web-internal", &[0, 1], 8080)
         .await?;
-    let (ca_pem, cert_pem, key_pem) = lab_certificates("secure.lab.example")?;
+    let (ca_pem, cert_pem, key_pem) = ca_and_cert("secure.lab.example")?;
     let ca_path = lab.dir().join("lab-ca.pem");
     std::fs::write(&ca_path, &ca_pem)?;
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("secure-tls".into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([
-            ("tls.crt".to_string(), ByteString(cert_pem.into_bytes())),
-            ("tls.key".to_string(), ByteString(key_pem.into_bytes())),
-        ])),
-        ..Default::default()
-    };
+    let secret = tls_secret("default", "secure-tls", &cert_pem, &key_pem);
     Api::<Secret>::namespaced(lab.client(), "default")
         .create(&PostParams::default(), &secret)
         .await?;
@@ -484,22 +471,6 @@ spec:
         backend:
           service: {name: api, port: {number: 8081}}
 "#;
-
-/// A CA and a server certificate for `host`, as PEM: (ca, cert chain, key).
-pub fn lab_certificates(host: &str) -> anyhow::Result<(String, String, String)> {
-    let ca_key = rcgen::KeyPair::generate()?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "IronLB lab CA");
-    let ca = ca_params.self_signed(&ca_key)?;
-    let key = rcgen::KeyPair::generate()?;
-    let params = rcgen::CertificateParams::new(vec![host.to_string()])?;
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let cert = params.signed_by(&key, &issuer)?;
-    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
-}
 
 /// Waits until a TCP connection from the client to `ip:port` succeeds.
 async fn wait_reachable(

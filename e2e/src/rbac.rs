@@ -102,6 +102,14 @@ struct Binding {
     subjects: Vec<String>,
 }
 
+impl Binding {
+    /// Whether the binding reaches a request in `namespace` (a ClusterRoleBinding
+    /// reaches every namespace).
+    fn covers(&self, namespace: &str) -> bool {
+        self.namespace.is_empty() || self.namespace == namespace
+    }
+}
+
 /// The RBAC objects of a set of manifests.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -191,19 +199,27 @@ impl Policy {
     /// Whether some binding of `r.user` grants the request (as the real authorizer:
     /// ClusterRoleBindings everywhere, RoleBindings only in their namespace).
     pub fn allows(&self, r: &Request) -> bool {
-        self.bindings
-            .iter()
-            .filter(|b| b.subjects.contains(&r.user))
+        self.bindings_of(&r.user)
+            .filter(|b| b.covers(&r.namespace))
             .any(|b| {
-                if !b.namespace.is_empty() && b.namespace != r.namespace {
-                    return false;
-                }
-                self.roles
-                    .iter()
-                    .filter(|role| role.kind == b.role_kind && role.name == b.role_name)
-                    .filter(|role| role.kind == "ClusterRole" || role.namespace == b.namespace)
+                self.roles_of(b)
                     .any(|role| role.rules.iter().any(|rule| rule.allows(r)))
             })
+    }
+
+    /// The bindings whose subjects include `user`.
+    fn bindings_of<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a Binding> {
+        self.bindings
+            .iter()
+            .filter(move |b| b.subjects.iter().any(|s| s == user))
+    }
+
+    /// The roles a binding refers to (a RoleBinding's Role is in its own namespace).
+    fn roles_of<'a>(&'a self, b: &'a Binding) -> impl Iterator<Item = &'a Role> {
+        self.roles
+            .iter()
+            .filter(|role| role.kind == b.role_kind && role.name == b.role_name)
+            .filter(|role| role.kind == "ClusterRole" || role.namespace == b.namespace)
     }
 
     /// The distinct requests of `user` that nothing allows.
@@ -230,18 +246,8 @@ impl Policy {
     ) -> BTreeSet<String> {
         let mine: Vec<&Request> = requests.into_iter().filter(|r| r.user == user).collect();
         let mut unused = BTreeSet::new();
-        for b in self
-            .bindings
-            .iter()
-            .filter(|b| b.subjects.iter().any(|s| s == user))
-        {
-            let in_scope = |r: &Request| b.namespace.is_empty() || b.namespace == r.namespace;
-            let roles = self
-                .roles
-                .iter()
-                .filter(|role| role.kind == b.role_kind && role.name == b.role_name)
-                .filter(|role| role.kind == "ClusterRole" || role.namespace == b.namespace);
-            for role in roles {
+        for b in self.bindings_of(user) {
+            for role in self.roles_of(b) {
                 for rule in &role.rules {
                     for verb in &rule.verbs {
                         for group in &rule.groups {
@@ -252,7 +258,7 @@ impl Policy {
                                     resources: vec![resource.clone()],
                                     names: rule.names.clone(),
                                 };
-                                if mine.iter().any(|r| in_scope(r) && one.allows(r)) {
+                                if mine.iter().any(|r| b.covers(&r.namespace) && one.allows(r)) {
                                     continue;
                                 }
                                 let group = if group.is_empty() { "core" } else { group };

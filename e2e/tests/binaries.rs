@@ -4,25 +4,17 @@
 //! apiserver`, the embedded API server as a command that kubectl can use.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ironlb_e2e::support::{binary_path, TestCluster};
+use ironlb_e2e::support::{binary_path, free_port, TestCluster};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// GET `path` on `addr`: (status code, body), or None while nothing answers.
 fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {

@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use ironlb_e2e::demo;
 use ironlb_e2e::lab_cluster::{LabCluster, SYSTEM_NAMESPACE};
-use ironlb_e2e::support::fixtures::Svc;
+use ironlb_e2e::support::fixtures::{ca_and_cert, tls_secret, Svc};
 use ironlb_e2e::support::wait_until;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -47,22 +46,6 @@ where
     api.create(&PostParams::default(), &obj)
         .await
         .expect("create");
-}
-
-fn tls_secret(name: &str, cert: &str, key: &str) -> serde_json::Value {
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([
-            ("tls.crt".to_string(), ByteString(cert.as_bytes().to_vec())),
-            ("tls.key".to_string(), ByteString(key.as_bytes().to_vec())),
-        ])),
-        ..Default::default()
-    };
-    serde_json::to_value(secret).unwrap()
 }
 
 fn path(p: &str, kind: &str, service: &str, port: u16) -> serde_json::Value {
@@ -116,8 +99,8 @@ async fn the_gateway_routes_hosts_paths_tls_and_follows_changes_in_the_lab() {
 
     // Two TLS hosts, each with its own certificate from its own CA; curl trusts only
     // that host's CA, so a successful verification shows SNI picked the right one.
-    let (ca_a, cert_a, key_a) = demo::lab_certificates("a.lab.example").unwrap();
-    let (ca_b, cert_b, key_b) = demo::lab_certificates("b.lab.example").unwrap();
+    let (ca_a, cert_a, key_a) = ca_and_cert("a.lab.example").unwrap();
+    let (ca_b, cert_b, key_b) = ca_and_cert("b.lab.example").unwrap();
     let ca_file = |host: &str, pem: &str| {
         let path = lab.dir().join(format!("{host}-ca.pem"));
         std::fs::write(&path, pem).unwrap();
@@ -128,8 +111,15 @@ async fn the_gateway_routes_hosts_paths_tls_and_follows_changes_in_the_lab() {
         ("b.lab.example", ca_file("b.lab.example", &ca_b)),
     ]);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
-    create(&secrets, tls_secret("a-tls", &cert_a, &key_a)).await;
-    create(&secrets, tls_secret("b-tls", &cert_b, &key_b)).await;
+    for secret in [
+        tls_secret("default", "a-tls", &cert_a, &key_a),
+        tls_secret("default", "b-tls", &cert_b, &key_b),
+    ] {
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create");
+    }
 
     create(
         &Api::<k8s_openapi::api::networking::v1::IngressClass>::all(client.clone()),

@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, Empty};
-use ironlb_e2e::support::{binary_path, spawn, wait_until, TestCluster};
+use ironlb_e2e::support::fixtures::tls_secret;
+use ironlb_e2e::support::{binary_path, free_port, spawn, wait_until, TestCluster};
 use ironlb_echo::EchoConfig;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
@@ -38,13 +38,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// (VmRSS, VmHWM) of a process, in KiB.
@@ -234,18 +227,7 @@ async fn gateway_updates_benchmark() {
         .unwrap()
         .self_signed(&key)
         .unwrap();
-    let mut tls: Secret = from_json(json!({
-        "metadata": {"name": "shared-tls", "namespace": "default"}, "type": "kubernetes.io/tls"}));
-    tls.data = Some(
-        [
-            ("tls.crt".to_string(), ByteString(cert.pem().into_bytes())),
-            (
-                "tls.key".to_string(),
-                ByteString(key.serialize_pem().into_bytes()),
-            ),
-        ]
-        .into(),
-    );
+    let tls = tls_secret("default", "shared-tls", &cert.pem(), &key.serialize_pem());
     Api::<Secret>::namespaced(admin.clone(), "default")
         .create(&PostParams::default(), &tls)
         .await
@@ -435,6 +417,16 @@ async fn gateway_updates_benchmark() {
     println!(
         "snapshot swaps: {}",
         metric("ironlb_gateway_snapshot_swaps_total")
+    );
+    let builds: f64 = metric("ironlb_gateway_snapshot_build_seconds_count")
+        .parse()
+        .unwrap_or(f64::NAN);
+    let build_secs: f64 = metric("ironlb_gateway_snapshot_build_seconds_sum")
+        .parse()
+        .unwrap_or(f64::NAN);
+    println!(
+        "snapshot builds: {builds}, mean {:.1} ms (whole run, bulk create included)",
+        build_secs / builds * 1000.0
     );
     println!("wrk ({connections} connections on host-0.example.com during the updates):");
     for prefix in [

@@ -8,23 +8,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ironlb_e2e::support::{binary_path, spawn, wait_until, TestCluster};
+use ironlb_e2e::support::fixtures::{ca_and_cert, tls_secret};
+use ironlb_e2e::support::{binary_path, free_port, spawn, wait_until, TestCluster};
 use ironlb_echo::EchoConfig;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// `curl -s ARGS`, returning (HTTP status, body); status 0 when curl could not connect.
 async fn curl(args: &[&str]) -> (u16, String) {
@@ -96,22 +89,6 @@ fn shop_ingress(service: &str) -> Value {
 }
 
 /// A CA and a certificate for `host` signed by it: (CA PEM, cert PEM, key PEM).
-fn ca_and_cert(host: &str) -> (String, String, String) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "IronLB test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-        .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec![host.to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_binary_routes_hosts_follows_changes_serves_tls_and_exits_on_sigterm() {
     let cluster = TestCluster::start().await.unwrap();
@@ -133,16 +110,8 @@ async fn the_gateway_binary_routes_hosts_follows_changes_serves_tls_and_exits_on
         .unwrap();
     backend(&admin, "web-a", web_a.addr()).await;
     backend(&admin, "web-b", web_b.addr()).await;
-    let (ca, crt, key) = ca_and_cert("shop.example.com");
-    let mut secret: Secret = create_json(json!({
-        "metadata": {"name": "shop-tls", "namespace": "default"}, "type": "kubernetes.io/tls"}));
-    secret.data = Some(
-        [
-            ("tls.crt".to_string(), ByteString(crt.into_bytes())),
-            ("tls.key".to_string(), ByteString(key.into_bytes())),
-        ]
-        .into(),
-    );
+    let (ca, crt, key) = ca_and_cert("shop.example.com").unwrap();
+    let secret = tls_secret("default", "shop-tls", &crt, &key);
     Api::<Secret>::namespaced(admin.clone(), "default")
         .create(&PostParams::default(), &secret)
         .await

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use ironlb_e2e::support::fixtures::tls_secret;
 use ironlb_e2e::support::{wait_until, TestCluster};
 use ironlb_gateway::metrics::Metrics;
 use ironlb_gateway::snapshot::{SharedSnapshot, Snapshot};
@@ -101,16 +102,6 @@ fn slice(name: &str, ips: &[&str]) -> EndpointSlice {
         "endpoints": endpoints
     }))
     .unwrap()
-}
-
-fn tls_secret(name: &str, crt: &str, key: &str) -> Secret {
-    let mut s: Secret = serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": NS},
-        "type": "kubernetes.io/tls"
-    }))
-    .unwrap();
-    s.data = Some(tls_data(crt, key));
-    s
 }
 
 fn tls_data(crt: &str, key: &str) -> std::collections::BTreeMap<String, ByteString> {
@@ -279,6 +270,24 @@ impl Gateway {
         wait_until(&format!("a {reason} Event on {name}"), WAIT, || async {
             self.events(name, reason).await.into_iter().next()
         })
+        .await
+        .unwrap()
+    }
+
+    /// Waits for a `reason` Event on Ingress `name` whose note contains `needle`;
+    /// returns the note.
+    async fn until_event_note(&self, name: &str, reason: &str, needle: &str) -> String {
+        wait_until(
+            &format!("a {reason} Event on {name} with {needle:?}"),
+            WAIT,
+            || async {
+                self.events(name, reason)
+                    .await
+                    .into_iter()
+                    .filter_map(|e| e.note)
+                    .find(|n| n.contains(needle))
+            },
+        )
         .await
         .unwrap()
     }
@@ -533,8 +542,13 @@ async fn invalid_paths_snippets_and_bad_tls_secrets_raise_one_warning_event_each
             .build(),
     )
     .await;
-    gw.create(&tls_secret("shop-tls", "not a certificate", "not a key"))
-        .await;
+    gw.create(&tls_secret(
+        NS,
+        "shop-tls",
+        "not a certificate",
+        "not a key",
+    ))
+    .await;
 
     let snap = gw.until_routed("shop.example.com", "/", "shop").await;
     let invalid = gw.until_event("shop", "InvalidPath").await;
@@ -546,15 +560,9 @@ async fn invalid_paths_snippets_and_bad_tls_secrets_raise_one_warning_event_each
     gw.until_event("shop", "SnippetRefused").await;
     // The Secret may be seen after the Ingress ("does not exist" first): wait for the
     // final word on it.
-    let note = wait_until("an InvalidTLSSecret Event about the PEM", WAIT, || async {
-        gw.events("shop", "InvalidTLSSecret")
-            .await
-            .into_iter()
-            .filter_map(|e| e.note)
-            .find(|n| n.contains("no certificate in PEM"))
-    })
-    .await
-    .unwrap();
+    let note = gw
+        .until_event_note("shop", "InvalidTLSSecret", "no certificate in PEM")
+        .await;
     assert!(
         note.starts_with(
             "host shop.example.com: Secret default/shop-tls is not a valid TLS certificate: "
@@ -607,7 +615,7 @@ async fn tls_secret_rotation_and_the_default_certificate_are_picked_up_live() {
     gw.create_class(&ours()).await;
     gw.backend("web", "192.0.2.10").await;
     let (crt1, key1, der1) = cert_for("shop.example.com");
-    gw.create(&tls_secret("shop-tls", &crt1, &key1)).await;
+    gw.create(&tls_secret(NS, "shop-tls", &crt1, &key1)).await;
     gw.create(
         &ingress("shop")
             .class("ironlb")
@@ -635,7 +643,7 @@ async fn tls_secret_rotation_and_the_default_certificate_are_picked_up_live() {
 
     // The default certificate from its Secret (an Opaque one is fine), then rotated.
     let (crt3, key3, der3) = cert_for("default.example.com");
-    let mut opaque = tls_secret("fallback-cert", &crt3, &key3);
+    let mut opaque = tls_secret(NS, "fallback-cert", &crt3, &key3);
     opaque.type_ = Some("Opaque".into());
     gw.create(&opaque).await;
     gw.until("the default certificate from its Secret", |s| {
@@ -666,26 +674,15 @@ async fn a_missing_tls_secret_that_turns_up_invalid_is_reported_again() {
     )
     .await;
     gw.until_routed("shop.example.com", "/", "shop").await;
-    let note_with = |needle: &'static str| {
-        let gw = &gw;
-        async move {
-            wait_until(
-                &format!("an InvalidTLSSecret Event with {needle:?}"),
-                WAIT,
-                || async {
-                    gw.events("shop", "InvalidTLSSecret")
-                        .await
-                        .into_iter()
-                        .filter_map(|e| e.note)
-                        .find(|n| n.contains(needle))
-                },
-            )
-            .await
-            .unwrap()
-        }
-    };
-    note_with("does not exist").await;
-    gw.create(&tls_secret("shop-tls", "not a certificate", "not a key"))
+    gw.until_event_note("shop", "InvalidTLSSecret", "does not exist")
         .await;
-    note_with("no certificate in PEM").await;
+    gw.create(&tls_secret(
+        NS,
+        "shop-tls",
+        "not a certificate",
+        "not a key",
+    ))
+    .await;
+    gw.until_event_note("shop", "InvalidTLSSecret", "no certificate in PEM")
+        .await;
 }

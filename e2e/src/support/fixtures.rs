@@ -1,9 +1,10 @@
 //! Fixtures that read like sentences:
 //! `Svc::lb("web").ports([80]).requesting("192.0.2.10").build()`,
-//! `pool("lan", ["192.0.2.200-192.0.2.250"])`.
+//! `pool("lan", ["192.0.2.200-192.0.2.250"])`, `tls_secret("default", "shop-tls", &crt, &key)`.
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Secret, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::ByteString;
 use std::collections::BTreeMap;
 
 /// A Service under construction.
@@ -143,4 +144,39 @@ pub fn pool<'a>(name: &str, addresses: impl IntoIterator<Item = &'a str>) -> iro
     }))
     .expect("a pool spec with only addresses deserializes");
     ironlb_api::IPPool::new(name, spec)
+}
+
+/// A `kubernetes.io/tls` Secret `namespace/name` holding `cert` and `key` (PEM, or
+/// anything else a test wants the gateway to refuse).
+pub fn tls_secret(namespace: &str, name: &str, cert: &str, key: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            ("tls.crt".to_string(), ByteString(cert.as_bytes().to_vec())),
+            ("tls.key".to_string(), ByteString(key.as_bytes().to_vec())),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// A CA made for one test or demo and a certificate it signs for `host`, as PEM:
+/// (CA certificate, certificate, key). Clients trust the CA (`curl --cacert`).
+pub fn ca_and_cert(host: &str) -> anyhow::Result<(String, String, String)> {
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "IronLB test CA");
+    let ca = ca_params.self_signed(&ca_key)?;
+    let key = rcgen::KeyPair::generate()?;
+    let params = rcgen::CertificateParams::new(vec![host.to_string()])?;
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
 }

@@ -5,9 +5,11 @@
 mod binaries;
 mod cluster;
 pub mod fixtures;
+mod ports;
 mod wait;
 
 pub use binaries::binary_path;
 pub use cluster::TestCluster;
 pub use ironlb_netlab::{command_in, spawn, ProcessGuard};
+pub use ports::free_port;
 pub use wait::wait_until;
