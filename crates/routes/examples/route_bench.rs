@@ -2,6 +2,7 @@
 //!
 //! `cargo run --release -p ironlb-routes --example route_bench`
 //!
+//! `ROUTE_BENCH_COMPILES=N` compiles the table N more times and prints the median.
 //! `ROUTE_BENCH_LOOKUPS=N` changes the number of lookups (default 5,000,000); running
 //! it under `valgrind` with two values and comparing "total heap usage" shows that
 //! lookups do not allocate.
@@ -119,6 +120,21 @@ fn main() {
         .sum();
     let with_inputs = rss_kib();
 
+    // Extra compiles first (ROUTE_BENCH_COMPILES, default 0): their median is printed,
+    // and they give a profiler something to look at.
+    let extra: usize = std::env::var("ROUTE_BENCH_COMPILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut times: Vec<Duration> = (0..extra)
+        .map(|_| {
+            let started = Instant::now();
+            black_box(compile(&inputs));
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+
     let started = Instant::now();
     let (table, diags) = compile(&inputs);
     let compile_time = started.elapsed();
@@ -172,6 +188,13 @@ fn main() {
         "compile time:           {:.1} ms",
         compile_time.as_secs_f64() * 1e3
     );
+    if let (Some(min), Some(median)) = (times.first(), times.get(times.len() / 2)) {
+        println!(
+            "compile time, {extra} more: min {:.1} ms, median {:.1} ms",
+            min.as_secs_f64() * 1e3,
+            median.as_secs_f64() * 1e3
+        );
+    }
     println!("RSS baseline:           {baseline} KiB");
     println!("RSS inputs:             +{} KiB", with_inputs - baseline);
     println!("RSS table (w/ inputs):  +{} KiB", with_table - with_inputs);
