@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ironlb_netlab::{
     bind_tcp_in, command_in, destroy_named, netns_exists, pids_in, require_root_or_skip, run_in,
-    run_in_ok, spawn, sweep_leftovers, Lab, LabConfig, LabDescription,
+    run_in_ok, spawn, sweep_leftovers, Lab, LabConfig, LabDescription, ProcessGuard,
 };
 
 /// One ping with a generous wait: a loaded machine must not turn into a failed test.
@@ -227,12 +227,7 @@ fn kill_node_kills_its_processes_and_unplugs_it() {
     }
     let lab = lab(1);
     let node = lab.node(1);
-    let mut sleeper = spawn({
-        let mut c = command_in(&node.netns, "sleep");
-        c.arg("300");
-        c
-    })
-    .unwrap();
+    let mut sleeper = sleeper_in(&node.netns);
     assert!(lab.kill_node(node).unwrap() >= 1);
     assert!(sleeper.wait_timeout(Duration::from_secs(10)).is_some());
     assert!(silent(&lab.client().netns, node.ipv4));
@@ -261,16 +256,7 @@ fn dropping_a_lab_removes_its_namespaces_and_processes() {
     let lab = lab(2);
     let namespaces = lab.description().namespaces();
     assert_eq!(namespaces.len(), 4);
-    let mut sleeper = spawn({
-        let mut c = command_in(&lab.node(2).netns, "sleep");
-        c.arg("300");
-        c
-    })
-    .unwrap();
-    // `ip netns exec` joins the namespace a moment after spawn; a process not yet in it
-    // is not the lab's to kill.
-    let node2 = lab.node(2).netns.clone();
-    wait_until(|| !pids_in(&node2).unwrap().is_empty());
+    let mut sleeper = sleeper_in(&lab.node(2).netns);
     let id = lab.id().to_string();
     drop(lab);
     for ns in &namespaces {
@@ -362,6 +348,16 @@ fn a_named_lab_persists_until_destroyed_by_name() {
     for ns in desc.namespaces() {
         assert!(!netns_exists(&ns), "{ns} removed");
     }
+}
+
+/// A `sleep 300` that has joined `netns`: `ip netns exec` enters the namespace a moment
+/// after spawn, and a process not yet in it is not the lab's to kill.
+fn sleeper_in(netns: &str) -> ProcessGuard {
+    let mut cmd = command_in(netns, "sleep");
+    cmd.arg("300");
+    let sleeper = spawn(cmd).unwrap();
+    wait_until(|| !pids_in(netns).unwrap().is_empty());
+    sleeper
 }
 
 fn wait_until(mut cond: impl FnMut() -> bool) {
