@@ -443,6 +443,286 @@ async fn a_request_lost_on_a_pooled_connection_the_backend_closed_is_sent_again(
     );
 }
 
+// === upstream HTTP/1.1 framing ===
+
+/// One scripted answer: written in `pieces` (a short pause between them, so the gateway
+/// sees them in separate reads), then the connection is closed when `close`.
+struct Scripted {
+    pieces: Vec<&'static [u8]>,
+    close: bool,
+}
+
+fn answer(pieces: &[&'static [u8]]) -> Scripted {
+    Scripted {
+        pieces: pieces.to_vec(),
+        close: false,
+    }
+}
+
+/// A backend that answers the n-th request it reads (over all its connections) with
+/// `script[n]`, records every request as received (head and body), and counts
+/// connections. Request bodies are read by their Content-Length or to the last chunk.
+async fn scripted_backend(
+    script: Vec<Scripted>,
+) -> (
+    u16,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(localhost()).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = Arc::new(std::sync::Mutex::new(script.into_iter()));
+    let (count, record) = (accepted.clone(), seen.clone());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (script, record) = (script.clone(), record.clone());
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let complete = |got: &[u8]| {
+                        let end = got.windows(4).position(|w| w == b"\r\n\r\n")?;
+                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                        let body = &got[end + 4..];
+                        if head.contains("transfer-encoding: chunked") {
+                            let last = body.windows(5).position(|w| w == b"0\r\n\r\n")?;
+                            Some(end + 4 + last + 5)
+                        } else if let Some(l) = head.split("content-length: ").nth(1) {
+                            let n: usize = l.lines().next()?.trim().parse().ok()?;
+                            (body.len() >= n).then_some(end + 4 + n)
+                        } else {
+                            Some(end + 4)
+                        }
+                    };
+                    while complete(&got).is_none() {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let n = complete(&got).unwrap();
+                    let request: Vec<u8> = got.drain(..n).collect();
+                    record
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&request).into_owned());
+                    let Some(reply) = script.lock().unwrap().next() else {
+                        return;
+                    };
+                    for piece in reply.pieces {
+                        if tcp.write_all(piece).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    if reply.close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted, seen)
+}
+
+#[tokio::test]
+async fn upstream_framings_reach_the_client_on_one_kept_alive_connection() {
+    let (port, accepted, seen) = scripted_backend(vec![
+        answer(&[
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+            b"lo\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        ]),
+        answer(&[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"]), // to HEAD
+        answer(&[b"HTTP/1.1 204 No Content\r\n\r\n"]),
+        answer(&[
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ]),
+        answer(&[
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234",
+            b"56789",
+        ]),
+        answer(&[b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"]), // to the POST
+    ])
+    .await;
+    let b = Backends::new().raw_service("web", port);
+    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let client = h1_client();
+
+    let r = send(&client, get(&gw, "shop.example.com", "/chunked")).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::OK, "hello world")
+    );
+    let head = Request::head(gw.url("/head"))
+        .header("host", "shop.example.com")
+        .body(full(""))
+        .unwrap();
+    let r = send(&client, head).await;
+    assert_eq!((r.status, r.body.len()), (StatusCode::OK, 0));
+    assert_eq!(r.headers["content-length"], "5");
+    let r = send(&client, get(&gw, "shop.example.com", "/empty")).await;
+    assert_eq!((r.status, r.body.len()), (StatusCode::NO_CONTENT, 0));
+    let r = send(&client, get(&gw, "shop.example.com", "/interim")).await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok"));
+    let r = send(&client, get(&gw, "shop.example.com", "/pieces")).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::OK, "0123456789")
+    );
+    // A body of unknown length goes upstream chunked.
+    let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = ["abc", "defg"]
+        .into_iter()
+        .map(|c| Ok(Frame::data(Bytes::from(c))))
+        .collect();
+    let post = Request::post(gw.url("/upload"))
+        .header("host", "shop.example.com")
+        .body(StreamBody::new(futures::stream::iter(chunks)).boxed())
+        .unwrap();
+    let r = send(&client, post).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "every exchange ended cleanly, so one upstream connection carried them all"
+    );
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[0].starts_with("GET /chunked HTTP/1.1\r\n"),
+        "{}",
+        seen[0]
+    );
+    assert!(
+        seen[1].starts_with("HEAD /head HTTP/1.1\r\n"),
+        "{}",
+        seen[1]
+    );
+    let upload = seen[5].to_ascii_lowercase();
+    assert!(
+        upload.contains("transfer-encoding: chunked\r\n"),
+        "{upload}"
+    );
+    assert!(
+        upload.ends_with("\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"),
+        "{upload}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_delimited_by_close_is_passed_on_and_its_connection_not_reused() {
+    let (port, accepted, _) = scripted_backend(vec![
+        Scripted {
+            pieces: vec![b"HTTP/1.1 200 OK\r\n\r\nuntil ", b"close"],
+            close: true,
+        },
+        answer(&[b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"]),
+    ])
+    .await;
+    let b = Backends::new().raw_service("web", port);
+    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let client = h1_client();
+    let r = send(&client, get(&gw, "shop.example.com", "/")).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::OK, "until close")
+    );
+    let r = send(&client, get(&gw, "shop.example.com", "/")).await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "next"));
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn broken_upstream_responses_are_502_and_a_truncated_body_is_cut_off() {
+    let huge: &'static [u8] = Box::leak(
+        format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n", "a".repeat(70_000))
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let close = |piece: &'static [u8]| Scripted {
+        pieces: vec![piece],
+        close: true,
+    };
+    let (port, _, _) = scripted_backend(vec![
+        close(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"),
+        close(huge),
+        close(b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nx"),
+        close(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        close(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"),
+        answer(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]),
+    ])
+    .await;
+    let b = Backends::new().raw_service("web", port);
+    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let client = h1_client();
+    for what in ["garbage", "huge head", "two lengths"] {
+        let r = send(&client, get(&gw, "shop.example.com", "/")).await;
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{what}");
+        assert!(r.text().starts_with("502"), "{what}: {}", r.text());
+    }
+    // Broken after the head: the client's response is cut off (before or after its
+    // head went out), never ended as if it were complete.
+    for what in ["bad chunk", "short body"] {
+        let resp = tokio::time::timeout(WAIT, client.request(get(&gw, "shop.example.com", "/")))
+            .await
+            .expect("response in time");
+        if let Ok(resp) = resp {
+            let body = tokio::time::timeout(WAIT, resp.into_body().collect())
+                .await
+                .expect("body in time");
+            assert!(body.is_err(), "{what}: the body must not end cleanly");
+        }
+    }
+    // And the gateway goes on serving.
+    let r = send(&client, get(&gw, "shop.example.com", "/")).await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok"));
+}
+
+#[tokio::test]
+async fn a_backend_answering_before_it_reads_the_body_is_heard() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Reads the head only, answers 413 and waits before closing; the gateway is still
+    // sending a body the backend never reads.
+    let listener = tokio::net::TcpListener::bind(localhost()).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply =
+                    b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
+                let _ = tcp.write_all(reply).await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            });
+        }
+    });
+    let b = Backends::new().raw_service("web", port);
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/proxy-body-size", "64m")
+        .prefix("shop.example.com", "/", "web", 80)]))
+    .await;
+    let post = Request::post(gw.url("/upload"))
+        .header("host", "shop.example.com")
+        .body(full(vec![b'x'; 32 << 20]))
+        .unwrap();
+    let r = send(&h1_client(), post).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "big")
+    );
+}
+
 // === errors ===
 
 #[tokio::test]

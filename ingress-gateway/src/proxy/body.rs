@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::balance::InflightGuard;
-use super::h1pool::{H1Conn, H1Pool};
+use super::h1pool::{BodyReader, H1Conn, H1Pool};
 use std::net::SocketAddr;
 
 /// Error of [`UpstreamBody`]: the client's body broke or went over the limit.
@@ -137,15 +137,16 @@ pub enum ProxyBody {
     /// the body is done or dropped.
     Upstream(Incoming, Option<InflightGuard>),
     /// The upstream's body on an inline-driven pooled HTTP/1.1 connection.
-    /// Boxed: the connection state is large and the body is moved around by value.
+    /// Boxed: the body is moved around by value and this variant would make every
+    /// `ProxyBody` as large as itself.
     Pooled(Box<PooledBody>),
 }
 
-/// A response body that drives its upstream connection while it streams and returns
-/// the connection to the pool when the body ended cleanly.
+/// A response body read from its pooled upstream connection as the client takes it;
+/// the connection returns to the pool when the body ended cleanly.
 #[derive(Debug)]
 pub struct PooledBody {
-    body: Incoming,
+    reader: BodyReader,
     conn: Option<Box<H1Conn>>,
     pool: Arc<H1Pool>,
     endpoint: SocketAddr,
@@ -153,16 +154,16 @@ pub struct PooledBody {
 }
 
 impl PooledBody {
-    /// Wraps the upstream response body `body` read from `conn`.
+    /// The body `reader` still to be read from `conn`.
     pub fn new(
-        body: Incoming,
+        reader: BodyReader,
         conn: Box<H1Conn>,
         pool: Arc<H1Pool>,
         endpoint: SocketAddr,
         guard: InflightGuard,
     ) -> Self {
         Self {
-            body,
+            reader,
             conn: Some(conn),
             pool,
             endpoint,
@@ -170,23 +171,23 @@ impl PooledBody {
         }
     }
 
-    fn finish(&mut self, clean: bool) {
+    fn finish(&mut self) {
         self.guard.take();
         if let Some(conn) = self.conn.take() {
-            if clean {
-                self.pool.checkin(self.endpoint, conn);
-            }
+            // Only a body read to its end leaves the connection reusable.
+            self.pool.checkin(self.endpoint, conn);
         }
     }
 }
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
-        // A body hyper never polled because it was empty still frees its connection.
-        let clean = self.body.is_end_stream();
-        self.finish(clean);
+        self.finish();
     }
 }
+
+/// Error of a response body: the upstream's broke off.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ProxyBody {
     /// A gateway-made body.
@@ -202,12 +203,12 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(inner, guard) => {
@@ -215,19 +216,17 @@ impl Body for ProxyBody {
                 if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
                     guard.take();
                 }
-                polled
+                polled.map_err(Into::into)
             }
             ProxyBody::Pooled(p) => {
-                if let Some(conn) = p.conn.as_mut() {
-                    conn.poll_drive(cx);
+                let Some(conn) = p.conn.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let polled = conn.poll_body(&mut p.reader, cx);
+                if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
+                    p.finish();
                 }
-                let polled = Pin::new(&mut p.body).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => p.finish(true),
-                    Poll::Ready(Some(Err(_))) => p.finish(false),
-                    _ => {}
-                }
-                polled
+                polled.map(|o| o.map(|r| r.map(Frame::data).map_err(Into::into)))
             }
         }
     }
@@ -236,7 +235,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Upstream(inner, _) => inner.is_end_stream(),
-            ProxyBody::Pooled(p) => p.body.is_end_stream(),
+            ProxyBody::Pooled(p) => p.reader.is_done(),
         }
     }
 
@@ -244,7 +243,10 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Upstream(inner, _) => inner.size_hint(),
-            ProxyBody::Pooled(p) => p.body.size_hint(),
+            ProxyBody::Pooled(p) => p
+                .reader
+                .exact_len()
+                .map_or_else(SizeHint::default, SizeHint::with_exact),
         }
     }
 }

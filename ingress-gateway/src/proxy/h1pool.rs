@@ -1,36 +1,49 @@
-//! The HTTP/1.1 upstream pool (the default `backend-protocol`), driven inline.
+//! The HTTP/1.1 upstream pool (the default `backend-protocol`), driven inline by the
+//! request's own task.
 //!
-//! hyper-util's pooled client runs every upstream connection as a task of its own: the
-//! request goes to it over a channel, the response head comes back on another, and the
-//! body on a third, which costs several task wake-ups per proxied request. Here the
-//! request task polls the upstream [`Connection`] itself while it waits for the
-//! response head, and the response body ([`super::ProxyBody::Pooled`]) keeps polling it
-//! while it streams; when the body ends cleanly the connection goes back to the idle
-//! list. Idle connections are not polled: a checkout first polls once to notice a
-//! connection the backend closed meanwhile.
+//! hyper's client hands every request to its connection over a channel and the response
+//! back over a oneshot, even when one task drives both; with many connections the
+//! channel blocks (some 10 KiB per connection, a new slot per request) were the largest
+//! cache cost left on the data path. Here the request task writes the request head
+//! itself (the pure encoding and parsing are [`super::h1codec`]), reads the response
+//! head, and the response body ([`super::ProxyBody::Pooled`]) reads the rest as the
+//! client takes it; when the body ended cleanly the connection goes back to the idle
+//! list. A checkout first checks, without blocking, that the backend did not close an
+//! idle connection meanwhile.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper::client::conn::TrySendError;
-use hyper_util::rt::TokioIo;
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::body::UpstreamBody;
+use super::body::{RequestBodyError, UpstreamBody};
+use super::h1codec::{self as codec, BodyFraming, ChunkedDecoder, Decoded, RequestFraming};
+
+/// Bytes kept free in the read buffer before each read.
+const READ_RESERVE: usize = 8 * 1024;
 
 /// One upstream HTTP/1.1 connection.
 pub struct H1Conn {
-    sender: SendRequest<UpstreamBody>,
-    conn: Connection<TokioIo<TcpStream>, UpstreamBody>,
-    /// The connection future finished (closed or failed): never reuse.
-    done: bool,
+    stream: TcpStream,
+    /// Bytes read and not yet taken (the rest of a head, body bytes).
+    read: BytesMut,
+    /// The request head being written.
+    write: Vec<u8>,
+    /// The last exchange ended cleanly and the upstream keeps the connection open.
+    reusable: bool,
+    /// Whether the exchange in progress may leave the connection reusable.
+    keep_alive: bool,
     /// Taken from the idle list rather than freshly connected.
     pub reused: bool,
     /// How long it sat in the idle list before this checkout (zero when fresh).
@@ -40,77 +53,345 @@ pub struct H1Conn {
 impl std::fmt::Debug for H1Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H1Conn")
-            .field("done", &self.done)
+            .field("reusable", &self.reusable)
             .field("reused", &self.reused)
             .field("idle_for", &self.idle_for)
             .finish()
     }
 }
 
-/// Why an upstream exchange failed.
+/// Why a connect failed.
 #[derive(Debug)]
-pub enum H1Error {
-    /// TCP connect failed or timed out.
-    Connect(std::io::Error),
-    /// The HTTP/1 handshake or exchange failed.
-    Http(hyper::Error),
+pub struct ConnectError(io::Error);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connect: {}", self.0)
+    }
 }
 
-impl std::fmt::Display for H1Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            H1Error::Connect(e) => write!(f, "connect: {e}"),
-            H1Error::Http(e) => write!(f, "{e}"),
+/// Why an exchange failed before a response head arrived.
+#[derive(Debug)]
+pub struct SendError {
+    /// What went wrong, for logs.
+    pub error: String,
+    /// The request, whole, when nothing of a response arrived and its body was never
+    /// read: it can be sent again elsewhere.
+    pub unsent: Option<Request<UpstreamBody>>,
+}
+
+/// The response body still to be read from the connection.
+#[derive(Debug)]
+pub enum BodyReader {
+    /// This many bytes left.
+    Length(u64),
+    /// Chunked.
+    Chunked(ChunkedDecoder),
+    /// Until the upstream closes.
+    UntilClose,
+    /// Nothing (left).
+    Done,
+}
+
+impl BodyReader {
+    fn new(framing: BodyFraming) -> Self {
+        match framing {
+            BodyFraming::Empty => BodyReader::Done,
+            BodyFraming::Length(n) => BodyReader::Length(n),
+            BodyFraming::Chunked => BodyReader::Chunked(ChunkedDecoder::default()),
+            BodyFraming::UntilClose => BodyReader::UntilClose,
         }
     }
+
+    /// Whether the whole body was read.
+    pub fn is_done(&self) -> bool {
+        matches!(self, BodyReader::Done)
+    }
+
+    /// Bytes left, when known.
+    pub fn exact_len(&self) -> Option<u64> {
+        match self {
+            BodyReader::Length(n) => Some(*n),
+            BodyReader::Done => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// A response body that could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The upstream closed the connection before the end of the body.
+    #[error("upstream closed the connection in the middle of the body")]
+    Truncated,
+    /// The body broke its framing.
+    #[error(transparent)]
+    Codec(#[from] codec::CodecError),
+    /// Reading failed.
+    #[error("reading the upstream body: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why the request body could not be sent.
+enum WriteError {
+    Client(RequestBodyError),
+    Upstream(io::Error),
 }
 
 impl H1Conn {
-    /// Advances the connection (reads, writes, body frames); records when it ends.
-    pub fn poll_drive(&mut self, cx: &mut Context<'_>) {
-        if !self.done && self.conn.poll_without_shutdown(cx).is_ready() {
-            self.done = true;
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            read: BytesMut::new(),
+            write: Vec::new(),
+            reusable: false,
+            keep_alive: false,
+            reused: false,
+            idle_for: Duration::ZERO,
         }
     }
 
-    /// Sends `req` (origin-form URI, Host set) and drives the connection until the
-    /// response head arrives. When the exchange fails before hyper wrote any of the
-    /// request (the connection turned out closed), the error carries it back whole.
+    /// Sends `req` (origin-form URI, Host set, hop-by-hop headers removed) and reads
+    /// until the response head arrives; interim (1xx) responses are skipped. A request
+    /// body is sent while the response is awaited, so an upstream that answers early
+    /// (say 413) is heard.
     pub async fn send(
         &mut self,
-        req: http::Request<UpstreamBody>,
-    ) -> Result<http::Response<Incoming>, TrySendError<http::Request<UpstreamBody>>> {
-        let mut fut = pin!(self.sender.try_send_request(req));
-        let conn = &mut self.conn;
-        let done = &mut self.done;
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-                return Poll::Ready(r);
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<BodyReader>, SendError> {
+        self.reusable = false;
+        let (parts, mut body) = req.into_parts();
+        let framing = RequestFraming::of(&parts.headers, body.is_end_stream());
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        self.write.clear();
+        codec::encode_request_head(
+            &mut self.write,
+            &parts.method,
+            target,
+            &parts.headers,
+            framing,
+        );
+        let mut body_read = false;
+        let mut got_bytes = false;
+        let head = match self.stream.write_all(&self.write).await {
+            Err(e) => Err(format!("writing the request: {e}")),
+            Ok(()) if framing == RequestFraming::Empty => {
+                read_head(
+                    &mut self.stream,
+                    &mut self.read,
+                    &parts.method,
+                    &mut got_bytes,
+                )
+                .await
             }
-            if !*done {
-                if let Poll::Ready(r) = conn.poll_without_shutdown(cx) {
-                    *done = true;
-                    if r.is_ok() {
-                        // Closed cleanly; the request future resolves (with an error)
-                        // on its next poll.
-                        cx.waker().wake_by_ref();
-                    }
+            Ok(()) => {
+                body_read = true;
+                let (outcome, complete) = {
+                    let (mut rd, mut wr) = self.stream.split();
+                    let mut sent = pin!(write_body(&mut wr, &mut body, framing));
+                    let mut head = pin!(read_head(
+                        &mut rd,
+                        &mut self.read,
+                        &parts.method,
+                        &mut got_bytes
+                    ));
+                    let mut sending = true;
+                    let mut complete = false;
+                    let mut write_error = None;
+                    let outcome = std::future::poll_fn(|cx| {
+                        if sending {
+                            match sent.as_mut().poll(cx) {
+                                Poll::Ready(Ok(())) => {
+                                    sending = false;
+                                    complete = true;
+                                }
+                                Poll::Ready(Err(WriteError::Client(e))) => {
+                                    return Poll::Ready(Err(e.to_string()));
+                                }
+                                // The upstream may have answered and closed: read on.
+                                Poll::Ready(Err(WriteError::Upstream(e))) => {
+                                    sending = false;
+                                    write_error = Some(e);
+                                }
+                                Poll::Pending => {}
+                            }
+                        }
+                        head.as_mut().poll(cx)
+                    })
+                    .await;
+                    let outcome = outcome.map_err(|e| match write_error {
+                        Some(w) => format!("{e} (writing the request body: {w})"),
+                        None => e,
+                    });
+                    (outcome, complete)
+                };
+                // A response before the whole body went out ends the connection.
+                if !complete {
+                    return outcome
+                        .map(|head| self.response(head, false))
+                        .map_err(|error| SendError {
+                            error,
+                            unsent: None,
+                        });
                 }
+                outcome
             }
-            Poll::Pending
-        })
-        .await
+        };
+        match head {
+            Ok(head) => Ok(self.response(head, true)),
+            Err(error) => {
+                let unsent = (!got_bytes && !body_read).then(|| Request::from_parts(parts, body));
+                Err(SendError { error, unsent })
+            }
+        }
     }
 
-    /// Whether the connection can carry another request.
-    pub fn reusable(&mut self) -> bool {
-        if self.done {
-            return false;
+    fn response(
+        &mut self,
+        head: codec::ResponseHead,
+        request_complete: bool,
+    ) -> Response<BodyReader> {
+        self.keep_alive = head.keep_alive && request_complete;
+        let reader = BodyReader::new(head.framing);
+        if reader.is_done() {
+            self.body_ended();
         }
-        // Let the dispatcher see the end of the last message.
-        self.poll_drive(&mut Context::from_waker(Waker::noop()));
-        !self.done && self.sender.is_ready()
+        let mut resp = Response::new(reader);
+        *resp.status_mut() = head.status;
+        *resp.headers_mut() = head.headers;
+        resp
     }
+
+    fn body_ended(&mut self) {
+        // Bytes after the body would be a response nobody asked for.
+        self.reusable = self.keep_alive && self.read.is_empty();
+    }
+
+    /// The next piece of the response body; `None` at its end.
+    pub fn poll_body(
+        &mut self,
+        reader: &mut BodyReader,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BodyError>>> {
+        loop {
+            match reader {
+                BodyReader::Done => return Poll::Ready(None),
+                BodyReader::Length(left) if !self.read.is_empty() => {
+                    let n = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(self.read.len());
+                    let data = self.read.split_to(n).freeze();
+                    *left -= n as u64;
+                    if *left == 0 {
+                        *reader = BodyReader::Done;
+                        self.body_ended();
+                    }
+                    return Poll::Ready(Some(Ok(data)));
+                }
+                BodyReader::Chunked(decoder) if !self.read.is_empty() => {
+                    match decoder.decode(&mut self.read) {
+                        Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(data))),
+                        Ok(Decoded::End) => {
+                            *reader = BodyReader::Done;
+                            self.body_ended();
+                            return Poll::Ready(None);
+                        }
+                        Ok(Decoded::NeedMore) => {}
+                        Err(e) => return Poll::Ready(Some(Err(e.into()))),
+                    }
+                }
+                BodyReader::UntilClose if !self.read.is_empty() => {
+                    return Poll::Ready(Some(Ok(self.read.split().freeze())));
+                }
+                _ => {}
+            }
+            self.read.reserve(READ_RESERVE);
+            let read = pin!(self.stream.read_buf(&mut self.read)).poll(cx);
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Ok(0)) => {
+                    if let BodyReader::UntilClose = reader {
+                        *reader = BodyReader::Done;
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(BodyError::Truncated)));
+                }
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Whether the connection can carry another request: the last exchange ended
+    /// cleanly and the upstream has not closed it since (checked without blocking).
+    pub fn reusable(&self) -> bool {
+        self.reusable
+            && matches!(
+                self.stream.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            )
+    }
+}
+
+/// Reads until a final response head is complete.
+async fn read_head<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    method: &Method,
+    got_bytes: &mut bool,
+) -> Result<codec::ResponseHead, String> {
+    loop {
+        if !buf.is_empty() {
+            *got_bytes = true;
+            match codec::parse_response_head(buf, method) {
+                Ok(Some(head)) if head.status.is_informational() => continue,
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        buf.reserve(READ_RESERVE);
+        match rd.read_buf(buf).await {
+            Ok(0) if buf.is_empty() => return Err("upstream closed the connection".into()),
+            Ok(0) => return Err("upstream closed the connection in the response head".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading the response: {e}")),
+        }
+    }
+}
+
+/// Sends the request body (its head is already written).
+async fn write_body<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    body: &mut UpstreamBody,
+    framing: RequestFraming,
+) -> Result<(), WriteError> {
+    let chunked = framing == RequestFraming::Chunked;
+    let mut size = Vec::with_capacity(16);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(WriteError::Client)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers are not passed on over HTTP/1.1
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            size.clear();
+            codec::encode_chunk_size(&mut size, data.len());
+            wr.write_all(&size).await.map_err(WriteError::Upstream)?;
+        }
+        wr.write_all(&data).await.map_err(WriteError::Upstream)?;
+        if chunked {
+            wr.write_all(b"\r\n").await.map_err(WriteError::Upstream)?;
+        }
+    }
+    if chunked {
+        wr.write_all(codec::LAST_CHUNK)
+            .await
+            .map_err(WriteError::Upstream)?;
+    }
+    Ok(())
 }
 
 struct Idle {
@@ -166,7 +447,7 @@ impl H1Pool {
     }
 
     /// Returns a connection whose last exchange completed.
-    pub fn checkin(&self, endpoint: SocketAddr, mut conn: Box<H1Conn>) {
+    pub fn checkin(&self, endpoint: SocketAddr, conn: Box<H1Conn>) {
         if !conn.reusable() {
             return;
         }
@@ -180,30 +461,23 @@ impl H1Pool {
         }
     }
 
-    /// Opens a new connection. Boxed: the connection state is some 700 bytes, and it
-    /// moves from the pool to the request, into the response body and back.
-    pub async fn connect(endpoint: SocketAddr, timeout: Duration) -> Result<Box<H1Conn>, H1Error> {
+    /// Opens a new connection. Boxed: it moves from the pool to the request, into the
+    /// response body and back.
+    pub async fn connect(
+        endpoint: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Box<H1Conn>, ConnectError> {
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(endpoint)).await {
             Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(H1Error::Connect(e)),
+            Ok(Err(e)) => return Err(ConnectError(e)),
             Err(_) => {
-                return Err(H1Error::Connect(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
+                return Err(ConnectError(io::Error::new(
+                    io::ErrorKind::TimedOut,
                     format!("connect timed out after {timeout:?}"),
                 )))
             }
         };
         let _ = tcp.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(tcp))
-            .await
-            .map_err(H1Error::Http)?;
-        Ok(Box::new(H1Conn {
-            sender,
-            conn,
-            done: false,
-            reused: false,
-            idle_for: Duration::ZERO,
-        }))
+        Ok(Box::new(H1Conn::new(tcp)))
     }
 }

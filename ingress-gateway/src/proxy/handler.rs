@@ -15,7 +15,7 @@ use ironlb_routes::{normalize_path, Backend, BodySize, IngressRef, Match, RouteO
 
 use super::balance::{affine_endpoint, affinity_value, Balancer};
 use super::body::{BodyShared, PooledBody, ProxyBody, UpstreamBody};
-use super::h1pool::H1Pool;
+use super::h1pool::{self, BodyReader, H1Pool};
 use super::headers::{self as hdr, Forwarded};
 use super::upstream::{Upstreams, Wire};
 use crate::metrics::{AccessLogEntry, Metrics, RequestLabels};
@@ -62,10 +62,10 @@ pub struct Proxy {
     pub(crate) balancer: Balancer,
 }
 
-/// A pooled connection idle at least this long may have been closed by the backend's
-/// keep-alive timer while the request was on its way, so its request is kept for a
-/// replay. Sub-second keep-alive timeouts are unheard of; copying the headers of every
-/// request on a busy connection would cost more than it saves.
+/// A request that got no answer on a reused pooled connection (the backend closed it) is
+/// sent again on a fresh one when it is idempotent (RFC 9110 §9.2.2), or when the
+/// connection had sat idle this long: then the backend's keep-alive timer closing it as
+/// the request arrived is by far the likeliest story, and the request was not processed.
 const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Why an upstream exchange failed.
@@ -73,17 +73,25 @@ struct SendFailure {
     /// The connection could not be made (another endpoint may be tried).
     connect: bool,
     error: String,
-    /// The request, when it was never written (inline pool only).
+    /// The request, whole, when no answer began and its body was not read (inline pool
+    /// only).
     unsent: Option<Box<Request<UpstreamBody>>>,
 }
 
+/// A response head from upstream, with the body still to come.
+enum UpstreamResponse {
+    /// From the inline HTTP/1.1 pool.
+    Inline(Response<BodyReader>),
+    /// From hyper-util's client (h2, TLS, upgrades).
+    Client(Response<Incoming>),
+}
+
 impl SendFailure {
-    fn h1(mut e: hyper::client::conn::TrySendError<Request<UpstreamBody>>) -> Self {
-        let unsent = e.take_message().map(Box::new);
+    fn h1(e: h1pool::SendError) -> Self {
         SendFailure {
             connect: false,
-            error: e.into_error().to_string(),
-            unsent,
+            error: e.error,
+            unsent: e.unsent.map(Box::new),
         }
     }
 
@@ -375,7 +383,7 @@ impl Proxy {
         let inline = wire == Wire::H1 && !upgrading;
         let mut last_connect_error: Option<String> = None;
         let mut headers = Some(parts.headers);
-        // A request hyper handed back unwritten (its pooled connection was closed).
+        // A request handed back unanswered (its pooled connection was closed).
         let mut unsent: Option<Box<Request<UpstreamBody>>> = None;
         let mut attempt = 0;
         let mut stale_retries = 0;
@@ -427,19 +435,11 @@ impl Proxy {
                     *up.method_mut() = parts.method.clone();
                     *up.uri_mut() = uri;
                     *up.version_mut() = version;
-                    // Keep a copy of the headers only where a later attempt may need
-                    // them: hyper-util's client consumes the request even when the
-                    // connect fails, and a pooled connection that sat idle long enough
-                    // for the backend's keep-alive timer can die after hyper wrote the
-                    // request. (Inline connects fail before the request is built, and
-                    // an unwritten request comes back whole.)
-                    let keep = if inline {
-                        // (A fresh connection's `idle_for` is zero.)
-                        conn.as_ref()
-                            .is_some_and(|c| c.idle_for >= REPLAY_AFTER_IDLE)
-                    } else {
-                        attempt + 1 < attempts
-                    };
+                    // hyper-util's client consumes the request even when the connect
+                    // fails, so a later attempt needs a copy of the headers. (Inline
+                    // connects fail before the request is built, and an unanswered
+                    // request comes back whole.)
+                    let keep = !inline && attempt + 1 < attempts;
                     *up.headers_mut() = if keep {
                         headers.clone().unwrap_or_default()
                     } else {
@@ -454,16 +454,16 @@ impl Proxy {
             let result = match conn.as_mut() {
                 Some(c) => tokio::time::timeout(read_timeout, c.send(up))
                     .await
-                    .map(|r| r.map_err(SendFailure::h1)),
+                    .map(|r| r.map(UpstreamResponse::Inline).map_err(SendFailure::h1)),
                 None => tokio::time::timeout(
                     read_timeout,
                     self.upstreams.request(wire, options.connect_timeout, up),
                 )
                 .await
-                .map(|r| r.map_err(SendFailure::pooled)),
+                .map(|r| r.map(UpstreamResponse::Client).map_err(SendFailure::pooled)),
             };
             out.upstream_latency = Some(sent.elapsed());
-            let mut resp = match result {
+            let resp = match result {
                 Err(_) => return page(StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
                 Ok(Err(f)) if f.connect => {
                     tracing::debug!(%endpoint, error = %f.error, "upstream connect failed");
@@ -476,29 +476,19 @@ impl Proxy {
                     if shared.exceeded() {
                         return page(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
                     }
-                    if reused && stale_retries < 4 {
-                        // A pooled connection the backend closed meanwhile: the request
-                        // was not processed; send it again on a fresh connection, either
-                        // as hyper handed it back or rebuilt from the kept headers.
-                        let replay = match f.unsent {
-                            Some(up) => {
-                                unsent = Some(up);
-                                true
-                            }
-                            None if headers.is_some() => match shared.take_returned() {
-                                Some(b) => {
-                                    body = Some(b);
-                                    true
-                                }
-                                None => false,
-                            },
-                            None => false,
-                        };
-                        if replay {
-                            stale_retries += 1;
-                            pinned = Some(i);
-                            continue;
-                        }
+                    // A pooled connection the backend closed meanwhile: send the request
+                    // again on a fresh connection (see REPLAY_AFTER_IDLE).
+                    let replayable = parts.method.is_idempotent()
+                        || conn
+                            .as_ref()
+                            .is_some_and(|c| c.idle_for >= REPLAY_AFTER_IDLE);
+                    if let (true, true, Some(up)) =
+                        (reused && stale_retries < 4, replayable, f.unsent)
+                    {
+                        unsent = Some(up);
+                        stale_retries += 1;
+                        pinned = Some(i);
+                        continue;
                     }
                     tracing::debug!(%endpoint, error = %f.error, "upstream request failed");
                     return page(StatusCode::BAD_GATEWAY, "upstream request failed");
@@ -506,15 +496,28 @@ impl Proxy {
                 Ok(Ok(resp)) => resp,
             };
 
-            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                if let Some(client_upgrade) = client_upgrade {
-                    let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                    tokio::spawn(splice(client_upgrade, upstream_upgrade));
+            let (mut rparts, body) = match resp {
+                UpstreamResponse::Client(mut resp) => {
+                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        if let Some(client_upgrade) = client_upgrade {
+                            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                            tokio::spawn(splice(client_upgrade, upstream_upgrade));
+                        }
+                        let (parts, _) = resp.into_parts();
+                        return Response::from_parts(parts, ProxyBody::empty());
+                    }
+                    let (parts, rbody) = resp.into_parts();
+                    (parts, ProxyBody::Upstream(rbody, Some(guard)))
                 }
-                let (parts, _) = resp.into_parts();
-                return Response::from_parts(parts, ProxyBody::empty());
-            }
-            let (mut rparts, rbody) = resp.into_parts();
+                UpstreamResponse::Inline(resp) => {
+                    let (parts, reader) = resp.into_parts();
+                    let Some(conn) = conn else {
+                        unreachable!("an inline exchange has its connection");
+                    };
+                    let body = PooledBody::new(reader, conn, self.h1.clone(), endpoint, guard);
+                    (parts, ProxyBody::Pooled(Box::new(body)))
+                }
+            };
             hdr::strip_hop_by_hop(&mut rparts.headers, false, false);
             if set_cookie {
                 if let Some(a) = affinity {
@@ -528,16 +531,6 @@ impl Proxy {
                     }
                 }
             }
-            let body = match conn {
-                Some(c) => ProxyBody::Pooled(Box::new(PooledBody::new(
-                    rbody,
-                    c,
-                    self.h1.clone(),
-                    endpoint,
-                    guard,
-                ))),
-                None => ProxyBody::Upstream(rbody, Some(guard)),
-            };
             return Response::from_parts(rparts, body);
         }
         if let Some(e) = last_connect_error {

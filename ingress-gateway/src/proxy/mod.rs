@@ -17,8 +17,8 @@
 //! connection that does not answer within 20 s is closed; upstream pools: idle
 //! connections older than it are not reused).
 //!
-//! Upstreams: plain HTTP/1.1 (the default `backend-protocol`) over the inline pool of
-//! `h1pool` (connections driven by the request task, no extra task per connection);
+//! Upstreams: plain HTTP/1.1 (the default `backend-protocol`) through `h1pool`, the
+//! gateway's own HTTP/1.1 client (`h1codec`), driven by the request task itself;
 //! h2c/gRPC, HTTPS/GRPCS (rustls, backend certificates not verified, as ingress-nginx's
 //! default `proxy-ssl-verify off`) and WebSocket upgrades over hyper-util's pooled
 //! client (`upstream`). A connect failure is retried on another endpoint (up to
@@ -26,6 +26,7 @@
 
 mod balance;
 mod body;
+mod h1codec;
 mod h1pool;
 mod handler;
 pub mod headers;
