@@ -2,6 +2,8 @@
 //! gateway writes, the response head it reads, and how the response body is framed.
 //! The I/O around them is [`super::h1pool`].
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
@@ -122,9 +124,15 @@ pub fn parse_response_head(
     buf: &mut BytesMut,
     method: &Method,
 ) -> Result<Option<ResponseHead>, CodecError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let len = match resp.parse(buf) {
+    // Uninitialized: this runs for every response, and zeroing 128 fields is 4 KiB.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
             return Err(CodecError::HeadTooLarge)
@@ -140,18 +148,20 @@ pub fn parse_response_head(
         StatusCode::from_u16(code).map_err(|_| CodecError::Head(format!("status code {code}")))?;
     let http10 = resp.version == Some(0);
     // Where each name and value sits in the head, so that the values can share its
-    // bytes once it is split off (on the stack: this runs for every response).
+    // bytes once it is split off.
     let base = buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let count = resp.headers.len();
-    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        *span = (name, name + h.name.len(), value, value + h.value.len());
-    }
+    let spans: Vec<(usize, usize, usize, usize)> = resp
+        .headers
+        .iter()
+        .map(|h| {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            (name, name + h.name.len(), value, value + h.value.len())
+        })
+        .collect();
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for &(name_at, name_end, at, end) in &spans[..count] {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name_at, name_end, at, end) in spans {
         let name = HeaderName::from_bytes(&head[name_at..name_end]).map_err(|_| {
             CodecError::Head(format!(
                 "header name {:?}",
