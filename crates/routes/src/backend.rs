@@ -1,10 +1,11 @@
 //! Backend resolution: Service port (by number or name) → EndpointSlice ports (named
 //! target ports resolve per slice) → ready socket addresses.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::table::FxMap;
 use crate::{
     BackendRef, EndpointInput, EndpointSliceInput, PortRef, Protocol, ServiceInput,
     ServicePortInput, TargetPort,
@@ -36,9 +37,9 @@ pub(crate) enum Unresolved {
 
 /// Resolves and caches backends for one compilation.
 pub(crate) struct Resolver<'a> {
-    services: HashMap<(&'a str, &'a str), &'a ServiceInput>,
-    slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSliceInput>>,
-    cache: HashMap<(String, BackendRef), (Arc<Backend>, Option<Unresolved>)>,
+    services: FxMap<(&'a str, &'a str), &'a ServiceInput>,
+    slices: FxMap<(&'a str, &'a str), Vec<&'a EndpointSliceInput>>,
+    cache: FxMap<(String, BackendRef), (Arc<Backend>, Option<Unresolved>)>,
 }
 
 impl<'a> Resolver<'a> {
@@ -47,7 +48,7 @@ impl<'a> Resolver<'a> {
             .iter()
             .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
             .collect();
-        let mut by_service: HashMap<_, Vec<_>> = HashMap::new();
+        let mut by_service: FxMap<_, Vec<_>> = FxMap::default();
         for slice in slices {
             by_service
                 .entry((slice.namespace.as_str(), slice.service.as_str()))
@@ -57,7 +58,7 @@ impl<'a> Resolver<'a> {
         Self {
             services,
             slices: by_service,
-            cache: HashMap::new(),
+            cache: FxMap::default(),
         }
     }
 

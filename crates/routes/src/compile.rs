@@ -1,11 +1,11 @@
 //! Compilation: [`Inputs`] → [`RouteTable`] plus diagnostics.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::annotations::{self, CanaryRule};
 use crate::backend::{Resolver, Unresolved};
-use crate::table::{HostRoutes, Slot};
+use crate::table::{FxMap, HostRoutes, Slot};
 use crate::{
     BackendRef, Canary, Diagnostic, Error, HostRule, IngressInput, IngressRef, Inputs, PathKind,
     PathRule, Reason, Route, RouteOptions, RouteTable, SecretRef,
@@ -38,7 +38,7 @@ pub fn compile(inputs: &Inputs) -> (RouteTable, Vec<Diagnostic>) {
     let tls = c.tls(&prepared);
 
     // Main routes, oldest Ingress first so that it wins conflicts.
-    let mut claims: HashMap<(HostRule, PathRule), u32> = HashMap::new();
+    let mut claims: FxMap<(HostRule, PathRule), u32> = FxMap::default();
     for p in prepared.iter().filter(|p| p.canary.is_none()) {
         for (host, rule, backend) in c.paths(p) {
             if let Some(&winner) = claims.get(&(host.clone(), rule.clone())) {
@@ -302,8 +302,8 @@ impl<'a> Compiler<'a> {
         tls: TlsClaims,
         defaults: BTreeMap<HostRule, u32>,
     ) -> (RouteTable, Vec<Diagnostic>) {
-        let mut staged: HashMap<&HostRule, BTreeMap<String, Slot>> = HashMap::new();
-        let mut max_prefix: HashMap<&HostRule, usize> = HashMap::new();
+        let mut staged: FxMap<&HostRule, BTreeMap<String, Slot>> = FxMap::default();
+        let mut max_prefix: FxMap<&HostRule, usize> = FxMap::default();
         for (idx, route) in self.routes.iter().enumerate() {
             let Some(rule) = &route.path else { continue };
             let slots = staged.entry(&route.host).or_default();
