@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A/B of gateway builds against nginx in interleaved rounds: what one change is worth.
+#
+#   cp target/release/examples/bench_gateway /tmp/before   # build A
+#   ... change, cargo build --release -p ironlb-gateway --example bench_gateway ...
+#   bench/gateway/ab.sh 256 8 /tmp/before target/release/examples/bench_gateway
+#
+# Each round runs wrk (ROUND_S, 3 s) against nginx and then each build in turn, all on the
+# same echo backend, proxies pinned to core 0 and load to core 1 as in run.sh; prints
+# every round and, at the end, each one's lowest CPU µs per request (the least disturbed
+# round: single runs on a shared VM drift by ±15 %). Bounded: ROUNDS x (1 + builds) x
+# ROUND_S seconds.
+set -euo pipefail
+CONNS=${1:?connections}; ROUNDS=${2:?rounds}; shift 2
+[ $# -ge 1 ] || { echo "usage: $0 CONNS ROUNDS BENCH_GATEWAY_BIN..." >&2; exit 2; }
+ROUND_S=${ROUND_S:-3}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ECHO_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ironlb-echo
+[ -x "$ECHO_BIN" ] || (cd "$ROOT" && cargo build --release -q -p ironlb-echo --bin ironlb-echo)
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+taskset -c 1 "$ECHO_BIN" --listen 127.0.0.1:18180 --service echo --pod echo-0 >/dev/null 2>&1 &
+PIDS+=($!)
+mkdir -p "$TMP/n"
+cat >"$TMP/n/nginx.conf" <<NG
+worker_processes 1; master_process off; daemon off; pid $TMP/n/pid; error_log $TMP/n/err warn;
+events { worker_connections 8192; }
+http {
+  access_log off; client_body_temp_path $TMP/n/b; proxy_temp_path $TMP/n/p;
+  fastcgi_temp_path $TMP/n/f; uwsgi_temp_path $TMP/n/u; scgi_temp_path $TMP/n/s;
+  keepalive_requests 1000000;
+  upstream echo { server 127.0.0.1:18180; keepalive 512; }
+  server {
+    listen 127.0.0.1:18181 backlog=4096;
+    location / {
+      proxy_pass http://echo; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host \$host; proxy_set_header X-Request-ID \$request_id;
+      proxy_set_header X-Real-IP \$remote_addr;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Host \$host; proxy_set_header X-Forwarded-Port \$server_port;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+  }
+}
+NG
+taskset -c 0 nginx -p "$TMP/n" -c "$TMP/n/nginx.conf" -e "$TMP/n/err" &
+PIDS+=($!)
+NAMES=(nginx); PORTS=(18181); PROCS=($!)
+i=0
+for bin in "$@"; do
+    port=$((18190 + i)); i=$((i + 1))
+    taskset -c 0 "$bin" --listen "127.0.0.1:$port" --backend 127.0.0.1:18180 >/dev/null 2>&1 &
+    PIDS+=($!)
+    NAMES+=("$bin"); PORTS+=("$port"); PROCS+=($!)
+done
+sleep 1
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+declare -a BEST
+for round in $(seq 1 "$ROUNDS"); do
+    for k in "${!NAMES[@]}"; do
+        t0=$(cpu_ticks "${PROCS[$k]}")
+        rps=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${ROUND_S}s" -H "Host: bench.example.com" \
+            "http://127.0.0.1:${PORTS[$k]}/" | awk '/^Requests\/sec/ { print $2 }')
+        t1=$(cpu_ticks "${PROCS[$k]}")
+        us=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v r="$rps" -v d="$ROUND_S" \
+            'BEGIN { printf "%.2f", t / hz * 1e6 / (r * d) }')
+        if [ -z "${BEST[$k]:-}" ] || awk -v a="$us" -v b="${BEST[$k]}" 'BEGIN { exit !(a < b) }'; then
+            BEST[$k]=$us
+        fi
+        echo "round $round ${NAMES[$k]} rps=$rps cpu_us_per_req=$us"
+    done
+done
+for k in "${!NAMES[@]}"; do echo "MIN ${NAMES[$k]} ${BEST[$k]}"; done
