@@ -18,40 +18,13 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ECHO_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ironlb-echo
 [ -x "$ECHO_BIN" ] || (cd "$ROOT" && cargo build --release -q -p ironlb-echo --bin ironlb-echo)
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=bench/gateway/common.sh
+. "$(dirname "$0")/common.sh"
 
 taskset -c 1 "$ECHO_BIN" --listen 127.0.0.1:18180 --service echo --pod echo-0 >/dev/null 2>&1 &
 PIDS+=($!)
-mkdir -p "$TMP/n"
-cat >"$TMP/n/nginx.conf" <<NG
-worker_processes 1; master_process off; daemon off; pid $TMP/n/pid; error_log $TMP/n/err warn;
-events { worker_connections 8192; }
-http {
-  access_log off; client_body_temp_path $TMP/n/b; proxy_temp_path $TMP/n/p;
-  fastcgi_temp_path $TMP/n/f; uwsgi_temp_path $TMP/n/u; scgi_temp_path $TMP/n/s;
-  keepalive_requests 1000000;
-  upstream echo { server 127.0.0.1:18180; keepalive 512; }
-  server {
-    listen 127.0.0.1:18181 backlog=4096;
-    location / {
-      proxy_pass http://echo; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header Host \$host; proxy_set_header X-Request-ID \$request_id;
-      proxy_set_header X-Real-IP \$remote_addr;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Host \$host; proxy_set_header X-Forwarded-Port \$server_port;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-    }
-  }
-}
-NG
-taskset -c 0 nginx -p "$TMP/n" -c "$TMP/n/nginx.conf" -e "$TMP/n/err" &
+write_nginx_conf "$TMP/n" 127.0.0.1:18180 127.0.0.1:18181
+taskset -c 0 nginx -p "$TMP/n" -c "$TMP/n/nginx.conf" -e "$TMP/n/error.log" &
 PIDS+=($!)
 NAMES=(nginx); PORTS=(18181); PROCS=($!)
 i=0

@@ -31,14 +31,8 @@ done
 echo "building (release)..." >&2
 (cd "$ROOT" && cargo build --release -q -p ironlb-echo --bin ironlb-echo -p ironlb-gateway --example bench_gateway)
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=bench/gateway/common.sh
+. "$(dirname "$0")/common.sh"
 
 ECHO=127.0.0.1:18180
 NGINX_H1=127.0.0.1:18181
@@ -58,45 +52,7 @@ wait_port() {
 taskset -c "$LOAD_CPU" "$BIN/ironlb-echo" --listen "$ECHO" --service echo --pod echo-0 2>"$TMP/echo.log" &
 PIDS+=($!)
 
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream echo {
-        server $ECHO;
-        keepalive 512;
-    }
-    server {
-        listen $NGINX_H1 backlog=4096;
-        listen $NGINX_H2 http2 backlog=4096;
-        location / {
-            proxy_pass http://echo;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Request-ID \$request_id;
-            proxy_set_header X-Real-IP \$remote_addr;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Host \$host;
-            proxy_set_header X-Forwarded-Port \$server_port;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_buffering on;
-        }
-    }
-}
-EOF
+write_nginx_conf "$TMP/nginx" "$ECHO" "$NGINX_H1" "$NGINX_H2"
 taskset -c "$PROXY_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
 NGINX_PID=$!
 PIDS+=($NGINX_PID)

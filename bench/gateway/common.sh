@@ -1,0 +1,57 @@
+# Sourced by bench/gateway/run.sh and ab.sh: one temporary directory and process list
+# cleaned up on exit, and the one nginx configuration both compare against.
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# write_nginx_conf DIR ECHO_ADDR H1_ADDR [H2_ADDR]: nginx as ingress-nginx would run it
+# for the benchmark (one worker, master_process off, upstream keepalive, access_log off,
+# the X-Forwarded-* / X-Real-IP / X-Request-ID headers ingress-nginx sets).
+write_nginx_conf() {
+    local dir=$1 echo_addr=$2 h1=$3 h2=${4:-}
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_requests 1000000;
+    upstream echo {
+        server $echo_addr;
+        keepalive 512;
+    }
+    server {
+        listen $h1 backlog=4096;
+        ${h2:+listen $h2 http2 backlog=4096;}
+        location / {
+            proxy_pass http://echo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Request-ID \$request_id;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header X-Forwarded-Port \$server_port;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_buffering on;
+        }
+    }
+}
+NGINX
+}
