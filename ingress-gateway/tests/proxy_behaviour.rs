@@ -197,6 +197,15 @@ async fn shop_web(b: &Backends, cfg: ProxyConfig) -> Gateway {
     .await
 }
 
+/// `shop_web` in front of a backend of the test's own on 127.0.0.1:`port`.
+async fn shop_web_on(port: u16) -> Gateway {
+    shop_web(
+        &Backends::new().raw_service("web", port),
+        ProxyConfig::new(),
+    )
+    .await
+}
+
 fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
@@ -425,8 +434,7 @@ async fn forgetful_backend() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
 #[tokio::test]
 async fn a_request_lost_on_a_pooled_connection_the_backend_closed_is_sent_again() {
     let (port, accepted) = forgetful_backend().await;
-    let b = Backends::new().raw_service("web", port);
-    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let gw = shop_web_on(port).await;
     let client = h1_client();
     let r = send(&client, get(&gw, "shop.example.com", "/")).await;
     assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok"));
@@ -549,8 +557,7 @@ async fn upstream_framings_reach_the_client_on_one_kept_alive_connection() {
         answer(&[b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"]), // to the POST
     ])
     .await;
-    let b = Backends::new().raw_service("web", port);
-    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let gw = shop_web_on(port).await;
     let client = h1_client();
 
     let r = send(&client, get(&gw, "shop.example.com", "/chunked")).await;
@@ -623,8 +630,7 @@ async fn a_body_delimited_by_close_is_passed_on_and_its_connection_not_reused() 
         answer(&[b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"]),
     ])
     .await;
-    let b = Backends::new().raw_service("web", port);
-    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let gw = shop_web_on(port).await;
     let client = h1_client();
     let r = send(&client, get(&gw, "shop.example.com", "/")).await;
     assert_eq!(
@@ -656,8 +662,7 @@ async fn broken_upstream_responses_are_502_and_a_truncated_body_is_cut_off() {
         answer(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]),
     ])
     .await;
-    let b = Backends::new().raw_service("web", port);
-    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let gw = shop_web_on(port).await;
     let client = h1_client();
     for what in ["garbage", "huge head", "two lengths"] {
         let r = send(&client, get(&gw, "shop.example.com", "/")).await;
