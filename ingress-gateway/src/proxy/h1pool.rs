@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
 
 use super::body::{RequestBodyError, UpstreamBody};
 use super::h1codec::{self as codec, BodyFraming, ChunkedDecoder, Decoded, RequestFraming};
@@ -173,6 +174,8 @@ impl H1Conn {
         );
         let mut body_read = false;
         let mut got_bytes = false;
+        // A response that came before the whole body went out ends the connection.
+        let mut request_complete = true;
         let head = match self.stream.write_all(&self.write).await {
             Err(e) => Err(format!("writing the request: {e}")),
             // No body to send (also `Content-Length: 0`): the body is never polled, so
@@ -227,20 +230,12 @@ impl H1Conn {
                     });
                     (outcome, complete)
                 };
-                // A response before the whole body went out ends the connection.
-                if !complete {
-                    return outcome
-                        .map(|head| self.response(head, false))
-                        .map_err(|error| SendError {
-                            error,
-                            unsent: None,
-                        });
-                }
+                request_complete = complete;
                 outcome
             }
         };
         match head {
-            Ok(head) => Ok(self.response(head, true)),
+            Ok(head) => Ok(self.response(head, request_complete)),
             Err(error) => {
                 let unsent = (!got_bytes && !body_read).then(|| Request::from_parts(parts, body));
                 Err(SendError { error, unsent })
@@ -308,8 +303,7 @@ impl H1Conn {
                 _ => {}
             }
             self.read.reserve(READ_RESERVE);
-            let read = pin!(self.stream.read_buf(&mut self.read)).poll(cx);
-            match read {
+            match poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 Poll::Ready(Ok(0)) => {
@@ -324,14 +318,18 @@ impl H1Conn {
         }
     }
 
-    /// Whether the connection can carry another request: the last exchange ended
-    /// cleanly and the upstream has not closed it since (checked without blocking).
-    pub fn reusable(&self) -> bool {
+    /// Whether the last exchange ended cleanly with the upstream keeping the connection.
+    fn ended_cleanly(&self) -> bool {
         self.reusable
-            && matches!(
-                self.stream.try_read(&mut [0u8; 1]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock
-            )
+    }
+
+    /// Whether the upstream has not closed the connection (or sent bytes nobody asked
+    /// for) while it sat idle; checked without blocking.
+    fn still_open(&self) -> bool {
+        matches!(
+            self.stream.try_read(&mut [0u8; 1]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 }
 
@@ -439,8 +437,9 @@ impl H1Pool {
             if idle_for > self.idle_timeout {
                 continue;
             }
+            // Only connections that ended cleanly are idle; time may have closed them.
             let mut conn = idle.conn;
-            if conn.reusable() {
+            if conn.still_open() {
                 conn.reused = true;
                 conn.idle_for = idle_for;
                 return Some(conn);
@@ -450,7 +449,7 @@ impl H1Pool {
 
     /// Returns a connection whose last exchange completed.
     pub fn checkin(&self, endpoint: SocketAddr, conn: Box<H1Conn>) {
-        if !conn.reusable() {
+        if !conn.ended_cleanly() {
             return;
         }
         let mut map = self.idle.lock().expect("pool lock");
