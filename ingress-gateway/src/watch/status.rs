@@ -79,8 +79,8 @@ pub fn status_changes<'a>(
 ) -> Vec<StatusChange> {
     let mut changes = Vec::new();
     for ing in ingresses {
-        let namespace = ing.metadata.namespace.clone().unwrap_or_default();
-        let name = ing.metadata.name.clone().unwrap_or_default();
+        let namespace = || ing.metadata.namespace.clone().unwrap_or_default();
+        let name = || ing.metadata.name.clone().unwrap_or_default();
         let mine = we_manage_status(ing);
         if ours(ing) {
             let Some(published) = published else {
@@ -90,17 +90,23 @@ pub fn status_changes<'a>(
             if published.is_empty() {
                 // Nothing to publish (yet): withdraw what we wrote, leave others' alone.
                 if mine && !current.is_empty() {
-                    changes.push(StatusChange::Clear { namespace, name });
+                    changes.push(StatusChange::Clear {
+                        namespace: namespace(),
+                        name: name(),
+                    });
                 }
             } else if current != published {
                 changes.push(StatusChange::Set {
-                    namespace,
-                    name,
+                    namespace: namespace(),
+                    name: name(),
                     addresses: published.to_vec(),
                 });
             }
         } else if mine {
-            changes.push(StatusChange::Clear { namespace, name });
+            changes.push(StatusChange::Clear {
+                namespace: namespace(),
+                name: name(),
+            });
         }
     }
     changes
