@@ -55,20 +55,17 @@ fn parse() -> anyhow::Result<Opts> {
 /// One host-less `/` rule to a Service whose endpoints are the backends (one slice per
 /// backend, so each can have its own port).
 fn inputs(backends: &[SocketAddr]) -> Inputs {
-    Inputs {
-        ingresses: vec![IngressInput::new("bench", "bench")
+    Inputs::new(
+        [IngressInput::new("bench", "bench")
             .created(1_700_000_000)
             .prefix("", "/", "echo", 80)],
-        services: vec![ServiceInput::new("bench", "echo").named_target("http", 80, "http")],
-        endpoint_slices: backends
-            .iter()
-            .map(|b| {
-                EndpointSliceInput::new("bench", "echo")
-                    .port("http", b.port())
-                    .ready(&b.ip().to_string())
-            })
-            .collect(),
-    }
+        [ServiceInput::new("bench", "echo").named_target("http", 80, "http")],
+        backends.iter().map(|b| {
+            EndpointSliceInput::new("bench", "echo")
+                .port("http", b.port())
+                .ready(&b.ip().to_string())
+        }),
+    )
 }
 
 fn main() -> anyhow::Result<()> {

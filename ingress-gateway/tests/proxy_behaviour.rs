@@ -89,11 +89,7 @@ impl Backends {
     }
 
     fn inputs(&self, ingresses: Vec<IngressInput>) -> Inputs {
-        Inputs {
-            ingresses,
-            services: self.services.clone(),
-            endpoint_slices: self.slices.clone(),
-        }
+        Inputs::new(ingresses, self.services.clone(), self.slices.clone())
     }
 }
 

@@ -3,6 +3,8 @@
 //! `cargo run --release -p ironlb-routes --example route_bench`
 //!
 //! `ROUTE_BENCH_COMPILES=N` compiles the table N more times and prints the median.
+//! `ROUTE_BENCH_UPDATES=N` (default 20): N updates of one Ingress each, compiled by one
+//! reused [`Compiler`] as the gateway does, and their median.
 //! `ROUTE_BENCH_LOOKUPS=N` changes the number of lookups (default 5,000,000); running
 //! it under `valgrind` with two values and comparing "total heap usage" shows that
 //! lookups do not allocate.
@@ -11,10 +13,12 @@
 //! addresses come from the benchmark range 198.18.0.0/15.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ironlb_routes::{
-    compile, BackendRef, EndpointSliceInput, IngressInput, Inputs, Match, PathType, ServiceInput,
+    compile, BackendRef, Compiler, EndpointSliceInput, IngressInput, Inputs, Match, PathType,
+    ServiceInput,
 };
 
 const INGRESSES: usize = 1_000;
@@ -57,7 +61,7 @@ fn host(i: usize) -> String {
 }
 
 fn inputs() -> Inputs {
-    let mut inputs = Inputs::default();
+    let (mut ingresses, mut services, mut slices) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..INGRESSES {
         let ns = format!("ns{}", i % 50);
         let svc = format!("svc{i}");
@@ -68,18 +72,16 @@ fn inputs() -> Inputs {
         if i.is_multiple_of(4) {
             ing = ing.tls(&[&host(i)], &format!("cert{i}"));
         }
-        inputs.ingresses.push(ing);
-        inputs
-            .services
-            .push(ServiceInput::new(ns.clone(), svc.clone()).port("http", 80, 8080));
+        ingresses.push(ing);
+        services.push(ServiceInput::new(ns.clone(), svc.clone()).port("http", 80, 8080));
         let mut slice = EndpointSliceInput::new(ns, svc).port("http", 8080);
         for e in 0..3 {
             let n = i * 3 + e;
             slice = slice.ready(&format!("198.18.{}.{}", n / 250, n % 250 + 1));
         }
-        inputs.endpoint_slices.push(slice);
+        slices.push(slice);
     }
-    inputs
+    Inputs::new(ingresses, services, slices)
 }
 
 fn requests() -> Vec<(String, String)> {
@@ -109,6 +111,36 @@ fn requests() -> Vec<(String, String)> {
     out
 }
 
+/// Compile times of updates to one Ingress each (a path added, as a deploy would),
+/// with one [`Compiler`] kept across them; sorted. The tables are dropped untimed (the
+/// gateway drops an old snapshot when its last request ends, not in the build).
+fn update_times(inputs: &Inputs) -> Vec<Duration> {
+    let updates: usize = std::env::var("ROUTE_BENCH_UPDATES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut compiler = Compiler::default();
+    let mut inputs = inputs.clone();
+    drop(compiler.compile(&inputs));
+    let mut times: Vec<Duration> = (0..updates)
+        .map(|k| {
+            let i = (k * 7919) % inputs.ingresses.len();
+            let changed = (*inputs.ingresses[i]).clone();
+            let host = changed.rules[0].host.clone().unwrap_or_default();
+            let svc = changed.rules[0].paths[0].backend.service.clone();
+            inputs.ingresses[i] =
+                Arc::new(changed.prefix(&host, &format!("/release-{k}"), &svc, 80));
+            let started = Instant::now();
+            let table = black_box(compiler.compile(&inputs));
+            let took = started.elapsed();
+            drop(table);
+            took
+        })
+        .collect();
+    times.sort();
+    times
+}
+
 fn main() {
     let baseline = rss_kib();
     let inputs = inputs();
@@ -134,6 +166,7 @@ fn main() {
         })
         .collect();
     times.sort();
+    let updates = update_times(&inputs);
 
     let started = Instant::now();
     let (table, diags) = compile(&inputs);
@@ -193,6 +226,14 @@ fn main() {
             "compile time, {extra} more: min {:.1} ms, median {:.1} ms",
             min.as_secs_f64() * 1e3,
             median.as_secs_f64() * 1e3
+        );
+    }
+    if let (Some(min), Some(median)) = (updates.first(), updates.get(updates.len() / 2)) {
+        println!(
+            "update, reused compiler: min {:.1} ms, median {:.1} ms ({} updates of one Ingress)",
+            min.as_secs_f64() * 1e3,
+            median.as_secs_f64() * 1e3,
+            updates.len()
         );
     }
     println!("RSS baseline:           {baseline} KiB");

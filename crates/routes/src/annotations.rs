@@ -499,7 +499,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Parsed {
             return Err("capture groups ($1...) need regex paths, which are not supported".into());
         }
         let rule = PathRule::parse(v, PathType::Exact).map_err(|e| e.to_string())?;
-        Ok(rule.path)
+        Ok(Box::from(&*rule.path))
     });
     o.ssl_redirect = p.value("ssl-redirect", parse_bool);
     o.force_ssl_redirect = p.value("force-ssl-redirect", parse_bool).unwrap_or(false);
@@ -596,7 +596,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Parsed {
     };
     o.app_root = p.value("app-root", |v| {
         PathRule::parse(v, PathType::Exact)
-            .map(|r| r.path)
+            .map(|r| Box::from(&*r.path))
             .map_err(|e| e.to_string())
     });
 

@@ -39,21 +39,27 @@ pub(crate) enum Unresolved {
 pub(crate) struct Resolver<'a> {
     services: FxMap<(&'a str, &'a str), &'a ServiceInput>,
     slices: FxMap<(&'a str, &'a str), Vec<&'a EndpointSliceInput>>,
-    cache: FxMap<(String, BackendRef), (Arc<Backend>, Option<Unresolved>)>,
+    cache: FxMap<(&'a str, &'a BackendRef), Resolution>,
 }
 
+/// A backend and, when it has no endpoints, why.
+type Resolution = (Arc<Backend>, Option<Unresolved>);
+
 impl<'a> Resolver<'a> {
-    pub(crate) fn new(services: &'a [ServiceInput], slices: &'a [EndpointSliceInput]) -> Self {
+    pub(crate) fn new(
+        services: &'a [Arc<ServiceInput>],
+        slices: &'a [Arc<EndpointSliceInput>],
+    ) -> Self {
         let services = services
             .iter()
-            .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+            .map(|s| ((s.namespace.as_str(), s.name.as_str()), &**s))
             .collect();
         let mut by_service: FxMap<_, Vec<_>> = FxMap::default();
         for slice in slices {
             by_service
                 .entry((slice.namespace.as_str(), slice.service.as_str()))
                 .or_default()
-                .push(slice);
+                .push(&**slice);
         }
         Self {
             services,
@@ -63,12 +69,8 @@ impl<'a> Resolver<'a> {
     }
 
     /// The backend for `backend` in `namespace`, with the reason it has no endpoints.
-    pub(crate) fn resolve(
-        &mut self,
-        namespace: &str,
-        backend: &BackendRef,
-    ) -> (Arc<Backend>, Option<Unresolved>) {
-        let key = (namespace.to_string(), backend.clone());
+    pub(crate) fn resolve(&mut self, namespace: &'a str, backend: &'a BackendRef) -> Resolution {
+        let key = (namespace, backend);
         if let Some(hit) = self.cache.get(&key) {
             return hit.clone();
         }
@@ -187,7 +189,9 @@ mod tests {
         slices: &[Slice],
         backend: BackendRef,
     ) -> (Arc<Backend>, Option<Unresolved>) {
-        Resolver::new(services, slices).resolve("shop", &backend)
+        let services: Vec<_> = services.iter().cloned().map(Arc::new).collect();
+        let slices: Vec<_> = slices.iter().cloned().map(Arc::new).collect();
+        Resolver::new(&services, &slices).resolve("shop", &backend)
     }
 
     fn addrs(b: &Backend) -> Vec<String> {
@@ -309,10 +313,13 @@ mod tests {
 
     #[test]
     fn same_backend_is_shared() {
-        let svc = [ServiceInput::new("shop", "web").port("http", 80, 8080)];
+        let svc = [Arc::new(
+            ServiceInput::new("shop", "web").port("http", 80, 8080),
+        )];
         let mut r = Resolver::new(&svc, &[]);
-        let a = r.resolve("shop", &BackendRef::new("web", 80)).0;
-        let b = r.resolve("shop", &BackendRef::new("web", 80)).0;
+        let web = BackendRef::new("web", 80);
+        let a = r.resolve("shop", &web).0;
+        let b = r.resolve("shop", &web).0;
         assert!(Arc::ptr_eq(&a, &b));
     }
 }

@@ -1,18 +1,20 @@
 //! Host rules and request-host normalisation.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::Error;
 
 /// The host part of an Ingress rule, normalised to lower case without a trailing dot.
+/// Names are shared (`Arc<str>`): every route of a host carries its host rule.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HostRule {
     /// A rule without host: every host.
     Any,
     /// `*.example.com`, stored as the suffix `example.com`; matches one extra label.
-    Wildcard(Box<str>),
+    Wildcard(Arc<str>),
     /// An exact host name.
-    Exact(Box<str>),
+    Exact(Arc<str>),
 }
 
 impl fmt::Display for HostRule {

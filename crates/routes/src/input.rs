@@ -5,16 +5,36 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Everything [`crate::compile`] needs for one snapshot.
+///
+/// Each object sits behind an `Arc` so that the glue can keep the converted form of an
+/// unchanged object from one snapshot to the next, and [`crate::Compiler`] can tell an
+/// unchanged Ingress by its pointer and reuse what it derived from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inputs {
     /// Ingresses of our class (the glue filters by IngressClass before calling us).
-    pub ingresses: Vec<IngressInput>,
+    pub ingresses: Vec<Arc<IngressInput>>,
     /// Services referenced (or not) by the Ingresses.
-    pub services: Vec<ServiceInput>,
+    pub services: Vec<Arc<ServiceInput>>,
     /// EndpointSlices, attributed to their Service by the `kubernetes.io/service-name` label.
-    pub endpoint_slices: Vec<EndpointSliceInput>,
+    pub endpoint_slices: Vec<Arc<EndpointSliceInput>>,
+}
+
+impl Inputs {
+    /// Inputs from plain values (tests, benchmarks, one-shot callers).
+    pub fn new(
+        ingresses: impl IntoIterator<Item = IngressInput>,
+        services: impl IntoIterator<Item = ServiceInput>,
+        endpoint_slices: impl IntoIterator<Item = EndpointSliceInput>,
+    ) -> Inputs {
+        Inputs {
+            ingresses: ingresses.into_iter().map(Arc::new).collect(),
+            services: services.into_iter().map(Arc::new).collect(),
+            endpoint_slices: endpoint_slices.into_iter().map(Arc::new).collect(),
+        }
+    }
 }
 
 /// `namespace/name` of an Ingress; what a [`crate::Diagnostic`] and a [`crate::Route`] name.

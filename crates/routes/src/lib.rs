@@ -11,17 +11,17 @@
 //! ```
 //! use ironlb_routes::{compile, EndpointSliceInput, IngressInput, Inputs, Match, ServiceInput};
 //!
-//! let inputs = Inputs {
-//!     ingresses: vec![IngressInput::new("shop", "web")
+//! let inputs = Inputs::new(
+//!     [IngressInput::new("shop", "web")
 //!         .created(1_700_000_000)
 //!         .prefix("shop.example.com", "/", "web", 80)
 //!         .exact("shop.example.com", "/healthz", "web", 80)
 //!         .tls(&["shop.example.com"], "shop-tls")],
-//!     services: vec![ServiceInput::new("shop", "web").port("http", 80, 8080)],
-//!     endpoint_slices: vec![EndpointSliceInput::new("shop", "web")
+//!     [ServiceInput::new("shop", "web").port("http", 80, 8080)],
+//!     [EndpointSliceInput::new("shop", "web")
 //!         .port("http", 8080)
 //!         .ready("192.0.2.10")],
-//! };
+//! );
 //! let (table, diagnostics) = compile(&inputs);
 //! assert!(diagnostics.is_empty());
 //!
@@ -72,7 +72,7 @@ pub use annotations::{
 };
 pub use backend::Backend;
 pub use class::{is_ours, IngressClassInput};
-pub use compile::compile;
+pub use compile::{compile, Compiler};
 pub use diagnostic::{Diagnostic, Reason};
 pub use host::HostRule;
 pub use input::{

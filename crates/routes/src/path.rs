@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::{Error, PathType};
 
@@ -19,8 +20,9 @@ pub enum PathKind {
 pub struct PathRule {
     /// Exact or Prefix.
     pub kind: PathKind,
-    /// The path; for Prefix without its trailing slash (except the root `/`).
-    pub path: Box<str>,
+    /// The path; for Prefix without its trailing slash (except the root `/`). Shared:
+    /// every table built from the rule carries it.
+    pub path: Arc<str>,
 }
 
 impl fmt::Display for PathRule {

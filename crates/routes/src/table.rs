@@ -121,7 +121,11 @@ pub(crate) struct Slot {
 /// The rules of one host (or of the host-less catch-all server).
 #[derive(Debug, Default)]
 pub(crate) struct HostRoutes {
-    pub(crate) router: matchit::Router<Slot>,
+    /// Slots hold indices relative to `base`: the host's path routes are contiguous in
+    /// the table, so an unchanged host's router is shared by the next table.
+    pub(crate) router: Arc<matchit::Router<Slot>>,
+    /// Index of the host's first path route.
+    pub(crate) base: u32,
     /// Index of the default-backend route for this host.
     pub(crate) default: Option<u32>,
     /// Length of the longest Prefix rule (0 = none): ancestors longer than it cannot
@@ -144,7 +148,7 @@ impl HostRoutes {
         if let Ok(hit) = self.router.at(path) {
             // The request path equals the key: an Exact rule applies and beats Prefix.
             if let Some(i) = hit.value.exact.or(hit.value.prefix) {
-                return Some(i);
+                return Some(self.base + i);
             }
         }
         if self.max_prefix_len == 0 {
@@ -157,7 +161,7 @@ impl HostRoutes {
             let ancestor = if slash == 0 { "/" } else { &path[..slash] };
             if let Ok(hit) = self.router.at(ancestor) {
                 if let Some(i) = hit.value.prefix {
-                    return Some(i);
+                    return Some(self.base + i);
                 }
             }
             if slash == 0 {
@@ -172,7 +176,7 @@ impl HostRoutes {
 /// Host-keyed maps use an Fx-style hash: host lookups are on the hot path and SipHash
 /// was a measurable part of them. Keys come from Ingress objects, not from requests,
 /// and the seed is random per table, so a client cannot aim at collisions.
-pub(crate) type HostMap<V> = HashMap<Box<str>, V, FxBuild>;
+pub(crate) type HostMap<V> = HashMap<Arc<str>, V, FxBuild>;
 
 /// The same hash for the compiler's working maps (SipHash was ~15 % of a compile).
 pub(crate) type FxMap<K, V> = HashMap<K, V, FxBuild>;
@@ -343,7 +347,7 @@ impl RouteTable {
         })
     }
 
-    /// Every compiled route (path rules and default backends), in compilation order.
+    /// Every compiled route: the path rules host by host, then the default backends.
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }

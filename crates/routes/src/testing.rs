@@ -11,21 +11,15 @@ pub(crate) const SERVICES: &[&str] = &["web", "api", "static", "canary", "fallba
 
 /// Inputs with [`SERVICES`] (port 80 named `http` → 8080) and the given Ingresses.
 pub(crate) fn cluster(ingresses: Vec<IngressInput>) -> Inputs {
-    let mut inputs = Inputs {
-        ingresses,
-        ..Inputs::default()
-    };
-    for (i, name) in SERVICES.iter().enumerate() {
-        inputs
-            .services
-            .push(ServiceInput::new("shop", *name).port("http", 80, 8080));
-        inputs.endpoint_slices.push(
-            EndpointSliceInput::new("shop", *name)
-                .port("http", 8080)
-                .ready(&format!("192.0.2.{}", i + 1)),
-        );
-    }
-    inputs
+    let services = SERVICES
+        .iter()
+        .map(|name| ServiceInput::new("shop", *name).port("http", 80, 8080));
+    let slices = SERVICES.iter().enumerate().map(|(i, name)| {
+        EndpointSliceInput::new("shop", *name)
+            .port("http", 8080)
+            .ready(&format!("192.0.2.{}", i + 1))
+    });
+    Inputs::new(ingresses, services, slices)
 }
 
 /// Compiles [`cluster`] with these Ingresses.

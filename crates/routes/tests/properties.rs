@@ -2,20 +2,23 @@
 //! scans every rule and keeps the best by an `Ord` summary (Exact over Prefix, then the
 //! longest path), linkerd-style.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use ironlb_routes::{
-    compile, normalize_path, BackendRef, EndpointSliceInput, HostRule, IngressInput, Inputs, Match,
-    PathKind, PathType, Route, RouteTable, ServiceInput,
+    compile, normalize_path, BackendRef, Compiler, EndpointSliceInput, HostRule, IngressInput,
+    Inputs, Match, PathKind, PathType, Route, RouteTable, ServiceInput,
 };
 use proptest::prelude::*;
 
 fn cluster(ingress: IngressInput) -> Inputs {
-    Inputs {
-        ingresses: vec![ingress],
-        services: vec![ServiceInput::new("shop", "web").port("http", 80, 8080)],
-        endpoint_slices: vec![EndpointSliceInput::new("shop", "web")
+    Inputs::new(
+        [ingress],
+        [ServiceInput::new("shop", "web").port("http", 80, 8080)],
+        [EndpointSliceInput::new("shop", "web")
             .port("http", 8080)
             .ready("192.0.2.1")],
-    }
+    )
 }
 
 fn segment() -> impl Strategy<Value = &'static str> {
@@ -78,6 +81,57 @@ fn path_of(m: Match<'_>) -> Option<String> {
         Match::Rule(r) => r.path.as_ref().map(|p| p.to_string()),
         _ => None,
     }
+}
+
+/// One Ingress of a small, conflict-prone world: few names, hosts and creation times,
+/// so updates collide on paths, TLS hosts, default backends and canaries.
+fn world_ingress() -> impl Strategy<Value = IngressInput> {
+    let host = prop::sample::select(vec!["a.example.com", "*.example.com", "", "b.example.com"]);
+    let service = prop::sample::select(vec!["web", "api", "gone"]);
+    (
+        prop::sample::select(vec!["one", "two", "three", "four"]),
+        0..3i64,
+        prop::collection::vec((host, path_type(), rule_path(), service), 0..6),
+        any::<bool>(),
+        any::<bool>(),
+        0..4u8,
+    )
+        .prop_map(|(name, created, paths, default, tls, kind)| {
+            let mut ing = IngressInput::new("shop", name).created(created);
+            for (host, t, path, svc) in paths {
+                ing = ing.path(host, t, &path, BackendRef::new(svc, 80));
+            }
+            if default {
+                ing = ing.default_backend("web", 80);
+            }
+            if tls {
+                ing = ing.tls(&["a.example.com"], name);
+            }
+            match kind {
+                0 => ing
+                    .annotation("nginx.ingress.kubernetes.io/canary", "true")
+                    .annotation("nginx.ingress.kubernetes.io/canary-by-header", "x-canary"),
+                1 => ing.annotation("nginx.ingress.kubernetes.io/ssl-redirect", "false"),
+                _ => ing,
+            }
+        })
+}
+
+/// Everything a table answers for a few requests, comparable across tables.
+fn answers(table: &RouteTable) -> Vec<String> {
+    let mut out = Vec::new();
+    for host in ["a.example.com", "x.example.com", "b.example.com", "c.test"] {
+        for path in ["/", "/a", "/a/b", "/ab", "/%41", "/b/"] {
+            let answer = match table.route(host, path) {
+                Match::Rule(r) => format!("rule {r:?}"),
+                Match::DefaultBackend(r) => format!("default {r:?}"),
+                Match::NotFound => "404".into(),
+            };
+            out.push(format!("{host}{path} → {answer}"));
+        }
+        out.push(format!("tls {host} → {:?}", table.tls_secret_for(host)));
+    }
+    out
 }
 
 fn one_host_table(host: &str, rules: &[(PathType, String)]) -> RouteTable {
@@ -199,6 +253,39 @@ proptest! {
                 want.map(|r| (&r.host, r.path.as_ref())),
                 "host {:?} request {:?}", host, req
             );
+        }
+    }
+
+    #[test]
+    fn a_reused_compiler_agrees_with_a_fresh_compile(
+        updates in prop::collection::vec((world_ingress(), any::<bool>(), any::<bool>()), 1..12),
+    ) {
+        // The world keeps the `Arc` of every Ingress an update did not touch, as the
+        // gateway does, so the compiler's per-Ingress and per-host caches are hit.
+        let mut world: BTreeMap<String, Arc<IngressInput>> = BTreeMap::new();
+        let mut compiler = Compiler::default();
+        for (ingress, remove, web_ready) in updates {
+            if remove {
+                world.remove(&ingress.name);
+            } else {
+                world.insert(ingress.name.clone(), Arc::new(ingress));
+            }
+            let web = EndpointSliceInput::new("shop", "web").port("http", 8080);
+            let web = if web_ready { web.ready("192.0.2.1") } else { web.not_ready("192.0.2.1") };
+            let mut inputs = Inputs::new(
+                [],
+                [
+                    ServiceInput::new("shop", "web").port("http", 80, 8080),
+                    ServiceInput::new("shop", "api").port("http", 80, 8080),
+                ],
+                [web, EndpointSliceInput::new("shop", "api").port("http", 8080).ready("192.0.2.2")],
+            );
+            inputs.ingresses = world.values().cloned().collect();
+            let (reused, reused_diags) = compiler.compile(&inputs);
+            let (fresh, fresh_diags) = compile(&inputs);
+            prop_assert_eq!(reused_diags, fresh_diags);
+            prop_assert_eq!(reused.routes(), fresh.routes());
+            prop_assert_eq!(answers(&reused), answers(&fresh));
         }
     }
 

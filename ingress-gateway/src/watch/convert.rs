@@ -1,8 +1,10 @@
-//! Kubernetes objects → the plain inputs of `ironlb-routes`. Pure functions: what the
-//! stores hold in, `Inputs` out; the class decision is `ironlb_routes::is_ours`.
+//! Kubernetes objects → the plain inputs of `ironlb-routes`. Pure functions of one
+//! object each, and [`Converter`], which keeps each object's converted form while the
+//! object is unchanged; the class decision is `ironlb_routes::is_ours`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ironlb_routes::class::{DEFAULT_CLASS_ANNOTATION, LEGACY_CLASS_ANNOTATION};
 use ironlb_routes::{
@@ -13,6 +15,7 @@ use ironlb_routes::{
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// The label that ties an EndpointSlice to its Service.
@@ -176,16 +179,34 @@ pub fn service(svc: &Service) -> ServiceInput {
     input
 }
 
-/// One EndpointSlice; `None` for slices without a Service label or of type FQDN.
-/// Unparsable addresses are dropped.
-pub fn endpoint_slice(slice: &EndpointSlice) -> Option<EndpointSliceInput> {
+fn namespace_name(m: &ObjectMeta) -> (&str, &str) {
+    (
+        m.namespace.as_deref().unwrap_or_default(),
+        m.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The Service an EndpointSlice belongs to; `None` for slices without a Service label
+/// or of type FQDN (which IronLB cannot route to).
+fn slice_service(slice: &EndpointSlice) -> Option<&str> {
     if slice.address_type == "FQDN" {
         return None;
     }
-    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(SERVICE_NAME_LABEL)
+        .map(String::as_str)
+}
+
+/// One EndpointSlice; `None` for slices without a Service label or of type FQDN.
+/// Unparsable addresses are dropped.
+pub fn endpoint_slice(slice: &EndpointSlice) -> Option<EndpointSliceInput> {
+    let service = slice_service(slice)?;
     let mut input = EndpointSliceInput::new(
         slice.metadata.namespace.clone().unwrap_or_default(),
-        service.clone(),
+        service,
     );
     input.ports = slice
         .ports
@@ -218,57 +239,102 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Option<EndpointSliceInput> {
     Some(input)
 }
 
-/// Builds the compiler's inputs from the stores: our Ingresses (sorted by
-/// namespace/name), and only the Services and EndpointSlices they reference (sorted), so
-/// that churn elsewhere in the cluster yields equal inputs and no swap.
-pub fn inputs(
-    ingresses: &[&Ingress],
-    services: &[&Service],
-    slices: &[&EndpointSlice],
-    classes: &[IngressClassInput],
-) -> Inputs {
-    let mut ours: Vec<IngressInput> = ingresses
-        .iter()
-        .filter(|i| is_ours(i, classes))
-        .map(|i| ingress(i))
-        .collect();
-    ours.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    let wanted: HashSet<(&str, &str)> = ours
-        .iter()
-        .flat_map(|i| {
-            i.rules
-                .iter()
-                .flat_map(|r| r.paths.iter().map(|p| &p.backend))
-                .chain(i.default_backend.as_ref())
-                .map(|b| (i.namespace.as_str(), b.service.as_str()))
-        })
-        .collect();
-    let ns_name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        (
-            m.namespace.clone().unwrap_or_default(),
-            m.name.clone().unwrap_or_default(),
-        )
+/// Converts the stores' objects into the compiler's inputs, keeping what it converted
+/// the previous time.
+///
+/// The reflector stores hold each object version in an `Arc` of its own and replace
+/// that `Arc` when the object changes, so an unchanged object is recognised by its
+/// pointer. Each entry holds the object's `Arc`, so the address cannot be reused by a
+/// newer object while the entry lives. An unchanged object keeps the `Arc` of its
+/// converted form, which makes comparing two inputs cheap and lets
+/// `ironlb_routes::Compiler` skip what it derived from an unchanged Ingress.
+#[derive(Default)]
+pub struct Converter {
+    ingresses: Cache<Ingress, IngressInput>,
+    services: Cache<Service, ServiceInput>,
+    slices: Cache<EndpointSlice, EndpointSliceInput>,
+}
+
+/// Converted objects by the address of the object's `Arc`.
+type Cache<K, T> = HashMap<usize, (Arc<K>, Arc<T>)>;
+
+/// The converted form of `obj`: from `previous` when it holds this very object version,
+/// else new; either way recorded in `current`.
+fn converted<K, T>(
+    previous: &mut Cache<K, T>,
+    current: &mut Cache<K, T>,
+    obj: &Arc<K>,
+    convert: impl FnOnce(&K) -> T,
+) -> Arc<T> {
+    let key = Arc::as_ptr(obj) as usize;
+    let value = match previous.remove(&key) {
+        Some((_, value)) => value,
+        None => Arc::new(convert(obj)),
     };
-    let mut svcs: BTreeMap<(String, String), ServiceInput> = BTreeMap::new();
-    for s in services {
-        let key = ns_name(&s.metadata);
-        if wanted.contains(&(key.0.as_str(), key.1.as_str())) {
-            svcs.insert(key, service(s));
+    current.insert(key, (obj.clone(), value.clone()));
+    value
+}
+
+impl Converter {
+    /// The compiler's inputs: our Ingresses (sorted by namespace/name), and only the
+    /// Services and EndpointSlices they reference (sorted), so that churn elsewhere in
+    /// the cluster yields equal inputs and no swap.
+    pub fn inputs(
+        &mut self,
+        ingresses: &[Arc<Ingress>],
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
+        classes: &[IngressClassInput],
+    ) -> Inputs {
+        let mut previous = std::mem::take(&mut self.ingresses);
+        let mut ours: Vec<Arc<IngressInput>> = ingresses
+            .iter()
+            .filter(|i| is_ours(i, classes))
+            .map(|i| converted(&mut previous, &mut self.ingresses, i, ingress))
+            .collect();
+        ours.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let wanted: HashSet<(&str, &str)> = ours
+            .iter()
+            .flat_map(|i| {
+                i.rules
+                    .iter()
+                    .flat_map(|r| r.paths.iter().map(|p| &p.backend))
+                    .chain(i.default_backend.as_ref())
+                    .map(|b| (i.namespace.as_str(), b.service.as_str()))
+            })
+            .collect();
+        let mut previous = std::mem::take(&mut self.services);
+        let mut svcs: BTreeMap<(&str, &str), Arc<ServiceInput>> = BTreeMap::new();
+        for s in services {
+            let key = namespace_name(&s.metadata);
+            if wanted.contains(&key) {
+                svcs.insert(
+                    key,
+                    converted(&mut previous, &mut self.services, s, service),
+                );
+            }
         }
-    }
-    let mut eps: BTreeMap<(String, String), EndpointSliceInput> = BTreeMap::new();
-    for s in slices {
-        let Some(input) = endpoint_slice(s) else {
-            continue;
-        };
-        if wanted.contains(&(input.namespace.as_str(), input.service.as_str())) {
-            eps.insert(ns_name(&s.metadata), input);
+
+        let mut previous = std::mem::take(&mut self.slices);
+        let mut eps: BTreeMap<(&str, &str), Arc<EndpointSliceInput>> = BTreeMap::new();
+        for s in slices {
+            let Some(service) = slice_service(s) else {
+                continue;
+            };
+            let namespace = s.metadata.namespace.as_deref().unwrap_or_default();
+            if !wanted.contains(&(namespace, service)) {
+                continue;
+            }
+            let input = converted(&mut previous, &mut self.slices, s, |s| {
+                endpoint_slice(s).expect("a slice with a Service is converted")
+            });
+            eps.insert(namespace_name(&s.metadata), input);
         }
-    }
-    Inputs {
-        ingresses: ours,
-        services: svcs.into_values().collect(),
-        endpoint_slices: eps.into_values().collect(),
+        Inputs {
+            ingresses: ours,
+            services: svcs.into_values().collect(),
+            endpoint_slices: eps.into_values().collect(),
+        }
     }
 }
 
@@ -410,11 +476,28 @@ mod tests {
         let svc = |name: &str| -> Service {
             serde_json::from_value(json!({"metadata": {"name": name, "namespace": "n"}, "spec": {"ports": [{"port": 80}]}})).unwrap()
         };
-        let (web, db) = (svc("web"), svc("db"));
-        let inputs = inputs(&[&other, &mine], &[&db, &web], &[], &classes);
+        let (web, db) = (Arc::new(svc("web")), Arc::new(svc("db")));
+        let (mine, other) = (Arc::new(mine), Arc::new(other));
+        let mut converter = Converter::default();
+        let inputs = converter.inputs(&[other, mine.clone()], &[db, web.clone()], &[], &classes);
         assert_eq!(inputs.ingresses.len(), 1);
         assert_eq!(inputs.ingresses[0].name, "b");
         assert_eq!(inputs.services.len(), 1);
         assert_eq!(inputs.services[0].name, "web");
+
+        // The same object versions again: the same converted values, shared.
+        let again = converter.inputs(
+            std::slice::from_ref(&mine),
+            std::slice::from_ref(&web),
+            &[],
+            &classes,
+        );
+        assert!(Arc::ptr_eq(&again.ingresses[0], &inputs.ingresses[0]));
+        assert!(Arc::ptr_eq(&again.services[0], &inputs.services[0]));
+        // A new version of the Ingress (a new `Arc` in the store) is converted anew.
+        let newer = Arc::new((*mine).clone());
+        let third = converter.inputs(&[newer], &[web], &[], &classes);
+        assert!(!Arc::ptr_eq(&third.ingresses[0], &inputs.ingresses[0]));
+        assert_eq!(third, again);
     }
 }

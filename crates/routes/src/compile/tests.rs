@@ -1,5 +1,7 @@
+use std::sync::Arc;
+
 use crate::testing::{compiled, ingress, reasons, served};
-use crate::{BackendRef, IngressRef, Match, PathType, Reason, SecretRef};
+use crate::{BackendRef, IngressRef, Match, PathType, Reason, RouteTable, SecretRef};
 
 const NGINX: &str = "nginx.ingress.kubernetes.io/";
 
@@ -604,4 +606,35 @@ fn hostless_and_wildcard_routes_redirect_for_request_hosts_with_tls() {
     assert!(!redirects("b.example.org", "/"));
     assert!(!redirects("plain.example.com", "/"));
     assert!(!redirects("secure.example.com", "/off"));
+}
+
+// === reuse between compilations ===
+
+#[test]
+fn a_reused_compiler_rebuilds_only_the_changed_host() {
+    let stay = Arc::new(ingress("stay").prefix("a.example.com", "/", "web", 80));
+    let change = ingress("change").prefix("b.example.com", "/", "web", 80);
+    let mut inputs = crate::testing::cluster(vec![]);
+    inputs.ingresses = vec![stay.clone(), Arc::new(change.clone())];
+    let mut compiler = crate::Compiler::default();
+    let (before, _) = compiler.compile(&inputs);
+
+    inputs.ingresses = vec![
+        stay,
+        Arc::new(change.prefix("b.example.com", "/new", "api", 80)),
+    ];
+    let (after, diags) = compiler.compile(&inputs);
+    assert!(diags.is_empty(), "{diags:?}");
+    let router = |t: &RouteTable, h: &str| t.exact[h].router.clone();
+    assert!(Arc::ptr_eq(
+        &router(&before, "a.example.com"),
+        &router(&after, "a.example.com")
+    ));
+    assert!(!Arc::ptr_eq(
+        &router(&before, "b.example.com"),
+        &router(&after, "b.example.com")
+    ));
+    assert_eq!(served(&after, "a.example.com", "/x"), "web");
+    assert_eq!(served(&after, "b.example.com", "/new/x"), "api");
+    assert_eq!(served(&after, "b.example.com", "/x"), "web");
 }
