@@ -209,12 +209,8 @@ fn compile_pass(
         // An Ingress's paths mostly share a host: look its group up once per run.
         let mut last: Option<(&HostRule, usize)> = None;
         for path in &p.paths {
-            let (host, rule, backend) = match path {
-                Ok((host, rule, backend)) => (host, rule, *backend),
-                Err((reason, message)) => {
-                    c.diag(&p.ingress, *reason, message.clone());
-                    continue;
-                }
+            let Some((host, rule, backend)) = c.valid(p, path) else {
+                continue;
             };
             let g = match last {
                 Some((h, g)) if h == host => g,
@@ -275,12 +271,8 @@ fn compile_pass(
         let Some(rule) = &p.canary else { continue };
         let mut resolved = vec![None; p.backends.len()];
         for path in &p.paths {
-            let (host, path, backend) = match path {
-                Ok((host, path, backend)) => (host, path, *backend),
-                Err((reason, message)) => {
-                    c.diag(&p.ingress, *reason, message.clone());
-                    continue;
-                }
+            let Some((host, path, backend)) = c.valid(p, path) else {
+                continue;
             };
             let main = c
                 .group_of
@@ -379,6 +371,22 @@ struct HostGroup<'p> {
 impl<'p> Pass<'p> {
     fn diag(&mut self, ingress: &IngressRef, reason: Reason, message: impl Into<String>) {
         self.diags.push(Diagnostic::new(ingress, reason, message));
+    }
+
+    /// A path's valid (host, path, backend index), or `None` once its problem is
+    /// reported.
+    fn valid<'x>(
+        &mut self,
+        p: &Parsed,
+        path: &'x ParsedPath,
+    ) -> Option<(&'x HostRule, &'x PathRule, usize)> {
+        match path {
+            Ok((host, rule, backend)) => Some((host, rule, *backend)),
+            Err((reason, message)) => {
+                self.diag(&p.ingress, *reason, message.clone());
+                None
+            }
+        }
     }
 
     /// The group of `host`, created on its first claim.
