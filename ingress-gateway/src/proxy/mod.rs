@@ -385,9 +385,12 @@ async fn serve_connection(
     let Some(acceptor) = tls else {
         return serve_http(stream, conn, shared, watcher).await;
     };
+    // The TLS states are boxed: inline, they made every connection's task as large as a
+    // TLS one (5,968 bytes instead of 3,600 for plain HTTP; an idle keep-alive
+    // connection holds its task).
     let handshake = tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream));
-    match handshake.await {
-        Ok(Ok(stream)) => serve_http(stream, conn, shared, watcher).await,
+    match Box::pin(handshake).await {
+        Ok(Ok(stream)) => Box::pin(serve_http(stream, conn, shared, watcher)).await,
         Ok(Err(e)) => {
             tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed");
         }
