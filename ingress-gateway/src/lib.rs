@@ -77,11 +77,13 @@ pub struct Args {
     #[arg(long, default_value_t = 32 * 1024)]
     pub max_header_bytes: usize,
 
-    /// Time allowed to read a request's headers (slowloris guard).
+    /// Time allowed to read a request's headers (slowloris guard); also how long an idle
+    /// HTTP/1.1 keep-alive connection waits for its next request.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
-    /// Idle keep-alive connections are closed after this long.
+    /// HTTP/2 connections are pinged after this long idle; pooled upstream connections
+    /// idle longer are closed.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
