@@ -1,8 +1,10 @@
 //! Pure Ingress → [`RouteTable`] compilation and request matching for the IronLB gateway.
 //!
-//! The gateway glue converts Kubernetes objects into the plain [`Inputs`], calls
-//! [`compile`] on every change, turns the returned [`Diagnostic`]s into Warning Events
-//! and swaps the immutable [`RouteTable`] in atomically. Per request it calls
+//! The gateway glue converts Kubernetes objects into the plain [`Inputs`], compiles them
+//! on every change with one long-lived [`Compiler`] (which reuses what unchanged
+//! Ingresses and hosts gave the previous time; [`compile`] is the one-off form), turns
+//! the returned [`Diagnostic`]s into Warning Events and swaps the immutable
+//! [`RouteTable`] in atomically. Per request it calls
 //! [`RouteTable::route`] (no allocation in the common case) and, during the TLS
 //! handshake, [`RouteTable::tls_secret_for`].
 //!
