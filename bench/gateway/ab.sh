@@ -21,12 +21,9 @@ ECHO_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ironlb-echo
 # shellcheck source=bench/gateway/common.sh
 . "$(dirname "$0")/common.sh"
 
-taskset -c 1 "$ECHO_BIN" --listen 127.0.0.1:18180 --service echo --pod echo-0 >/dev/null 2>&1 &
-PIDS+=($!)
-write_nginx_conf "$TMP/n" 127.0.0.1:18180 127.0.0.1:18181
-taskset -c 0 nginx -p "$TMP/n" -c "$TMP/n/nginx.conf" -e "$TMP/n/error.log" &
-PIDS+=($!)
-NAMES=(nginx); PORTS=(18181); PROCS=($!)
+start_echo 127.0.0.1:18180 1
+start_nginx 127.0.0.1:18180 127.0.0.1:18181
+NAMES=(nginx); PORTS=(18181); PROCS=($NGINX_PID)
 i=0
 for bin in "$@"; do
     port=$((18190 + i)); i=$((i + 1))

@@ -55,3 +55,20 @@ http {
 }
 NGINX
 }
+
+# start_echo ADDR [CPU]: the echo backend (target/release/ironlb-echo) on CPU (default
+# $LOAD_CPU, else 1), stopped on exit.
+start_echo() {
+    local bin=${CARGO_TARGET_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target}/release/ironlb-echo
+    taskset -c "${2:-${LOAD_CPU:-1}}" "$bin" --listen "$1" --service echo --pod echo-0 2>"$TMP/echo.log" &
+    PIDS+=($!)
+}
+
+# start_nginx ECHO_ADDR H1_ADDR [H2_ADDR]: nginx with write_nginx_conf's configuration
+# on $PROXY_CPU (else 0), stopped on exit; its pid in NGINX_PID.
+start_nginx() {
+    write_nginx_conf "$TMP/nginx" "$@"
+    taskset -c "${PROXY_CPU:-0}" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
+    NGINX_PID=$!
+    PIDS+=($NGINX_PID)
+}

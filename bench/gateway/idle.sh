@@ -33,12 +33,8 @@ ECHO=127.0.0.1:18190
 NGINX_H1=127.0.0.1:18191
 IRONLB=127.0.0.1:18193
 
-taskset -c "$LOAD_CPU" "$BIN/ironlb-echo" --listen "$ECHO" --service echo --pod echo-0 2>"$TMP/echo.log" &
-PIDS+=($!)
-write_nginx_conf "$TMP/nginx" "$ECHO" "$NGINX_H1"
-taskset -c "$PROXY_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
-NGINX_PID=$!
-PIDS+=($NGINX_PID)
+start_echo "$ECHO"
+start_nginx "$ECHO" "$NGINX_H1"
 taskset -c "$PROXY_CPU" "$BIN/examples/bench_gateway" --listen "$IRONLB" --backend "$ECHO" >"$TMP/ironlb.log" 2>&1 &
 IRONLB_PID=$!
 PIDS+=($IRONLB_PID)

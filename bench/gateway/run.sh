@@ -49,13 +49,8 @@ wait_port() {
     exit 1
 }
 
-taskset -c "$LOAD_CPU" "$BIN/ironlb-echo" --listen "$ECHO" --service echo --pod echo-0 2>"$TMP/echo.log" &
-PIDS+=($!)
-
-write_nginx_conf "$TMP/nginx" "$ECHO" "$NGINX_H1" "$NGINX_H2"
-taskset -c "$PROXY_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
-NGINX_PID=$!
-PIDS+=($NGINX_PID)
+start_echo "$ECHO"
+start_nginx "$ECHO" "$NGINX_H1" "$NGINX_H2"
 
 taskset -c "$PROXY_CPU" "$BIN/examples/bench_gateway" --listen "$IRONLB" --backend "$ECHO" >"$TMP/ironlb.log" 2>&1 &
 IRONLB_PID=$!
