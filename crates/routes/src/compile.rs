@@ -76,10 +76,7 @@ impl Compiler {
                 &b.name,
             ))
         });
-        let mut routers = std::mem::take(&mut self.routers);
-        let (table, diags) = compile_pass(inputs, &prepared, &mut routers);
-        self.routers = routers;
-        (table, diags)
+        compile_pass(inputs, &prepared, &mut self.routers)
     }
 }
 

@@ -482,9 +482,8 @@ impl Proxy {
                         || conn
                             .as_ref()
                             .is_some_and(|c| c.idle_for >= REPLAY_AFTER_IDLE);
-                    if let (true, true, Some(up)) =
-                        (reused && stale_retries < 4, replayable, f.unsent)
-                    {
+                    let replay = reused && stale_retries < 4 && replayable;
+                    if let Some(up) = f.unsent.filter(|_| replay) {
                         unsent = Some(up);
                         stale_retries += 1;
                         pinned = Some(i);
