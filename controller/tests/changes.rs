@@ -96,6 +96,10 @@ async fn a_pool_shrink_strands_the_ip_which_is_replaced_with_a_warning() {
         .wait_event("default", "web", "Warning", "IPStranded")
         .await;
     assert!(note.contains("192.0.2.0"), "{note}");
+    // The controller writes the new address's status first and its Event after it:
+    // wait for the Event before counting.
+    env.wait_event_saying("default", "web", "Normal", "IPAllocated", "192.0.2.4")
+        .await;
     let events = env.events("default", "web").await;
     let allocated: Vec<_> = events
         .iter()

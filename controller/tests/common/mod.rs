@@ -252,14 +252,27 @@ impl Env {
 
     /// Waits for an Event with `reason` on `ns/name` and returns its note.
     pub async fn wait_event(&self, ns: &str, name: &str, type_: &str, reason: &str) -> String {
+        self.wait_event_saying(ns, name, type_, reason, "").await
+    }
+
+    /// Waits for an Event with `reason` on `ns/name` whose note contains `text`, and
+    /// returns the note.
+    pub async fn wait_event_saying(
+        &self,
+        ns: &str,
+        name: &str,
+        type_: &str,
+        reason: &str,
+        text: &str,
+    ) -> String {
         wait_until(
-            &format!("{type_} Event {reason} on {ns}/{name}"),
+            &format!("{type_} Event {reason} {text:?} on {ns}/{name}"),
             WAIT,
             || async {
                 self.events(ns, name)
                     .await
                     .into_iter()
-                    .find(|(t, r, _)| t == type_ && r == reason)
+                    .find(|(t, r, note)| t == type_ && r == reason && note.contains(text))
                     .map(|(_, _, note)| note)
             },
         )
