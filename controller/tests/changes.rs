@@ -114,21 +114,10 @@ async fn a_pool_shrink_strands_the_ip_which_is_replaced_with_a_warning() {
     env.wait_condition("default", "web", "False", "NoMatchingPool")
         .await;
     // ... and the Service's Events say which address went away with the pool.
-    let stranded = ironlb_e2e::support::wait_until(
-        "a second IPStranded Event naming 192.0.2.4",
-        WAIT,
-        || async {
-            env.events("default", "web")
-                .await
-                .into_iter()
-                .find(|(t, r, note)| {
-                    t == "Warning" && r == "IPStranded" && note.contains("192.0.2.4")
-                })
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}; events: {:?}", events));
-    assert!(!stranded.2.contains("192.0.2.0"), "{stranded:?}");
+    let stranded = env
+        .wait_event_saying("default", "web", "Warning", "IPStranded", "192.0.2.4")
+        .await;
+    assert!(!stranded.contains("192.0.2.0"), "{stranded:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
