@@ -5,8 +5,8 @@
 //!   into a new [`snapshot::Snapshot`] on every change (debounced), writes Ingress
 //!   status and Events;
 //! - `tls/` loads certificates and picks one per SNI from the current snapshot;
-//! - `proxy/` is the hyper data path (HTTP/1.1, HTTP/2, h2c, upgrades) that reads the
-//!   snapshot once per request.
+//! - `proxy/` is the data path (HTTP/1.1 server side of its own, HTTP/2 and h2c with
+//!   hyper, upgrades) that reads the snapshot once per request.
 
 /// mimalloc for every binary that links the gateway (the daemon and its benchmark): the
 /// data path allocates small, short-lived buffers per request, where glibc malloc spent

@@ -1328,6 +1328,162 @@ async fn the_connection_cap_holds_a_second_client_until_the_first_leaves() {
     .await;
 }
 
+// === client HTTP/1.1 framing ===
+
+/// The echo reply in a raw HTTP/1.1 reply with a Content-Length body.
+fn raw_echo(reply: &str) -> EchoReply {
+    serde_json::from_str(raw_body(reply)).unwrap_or_else(|e| panic!("{e}: {reply:?}"))
+}
+
+#[tokio::test]
+async fn ambiguous_request_framing_is_refused_before_any_backend_sees_it() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let head = "POST / HTTP/1.1\r\nHost: shop.example.com\r\n";
+    for (fields, status) in [
+        ("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "400"),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "400"),
+        ("Content-Length: 5\r\nContent-Length: 6\r\n", "400"),
+        ("Content-Length: 5, 6\r\n", "400"),
+        ("Transfer-Encoding: chunked, chunked\r\n", "400"),
+        ("Transfer-Encoding: identity\r\n", "400"),
+        ("Transfer-Encoding: gzip, chunked\r\n", "501"),
+    ] {
+        let request = format!("{head}{fields}\r\n5\r\nhello\r\n0\r\n\r\n");
+        let reply = raw_exchange(&gw, request.as_bytes()).await;
+        assert!(
+            status_line(&reply).starts_with(&format!("HTTP/1.1 {status}")),
+            "{fields:?} → {reply:?}"
+        );
+        assert!(reply.contains("connection: close\r\n"), "{reply:?}");
+    }
+    let reply = raw_exchange(
+        &gw,
+        b"POST / HTTP/1.0\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await;
+    assert!(status_line(&reply).starts_with("HTTP/1.1 400"), "{reply:?}");
+    assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 0);
+}
+
+#[tokio::test]
+async fn request_bodies_arrive_whole_chunked_or_by_length() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let reply = raw_exchange(
+        &gw,
+        b"POST / HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked\r\n\
+          Connection: close\r\n\r\n5\r\nhello\r\n1;ext=1\r\n!\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    )
+    .await;
+    assert!(status_line(&reply).starts_with("HTTP/1.1 200"), "{reply:?}");
+    assert_eq!(raw_echo(&reply).body_length, 6);
+    let reply = raw_exchange(
+        &gw,
+        b"PUT / HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 7\r\n\
+          Connection: close\r\n\r\nabcdefg",
+    )
+    .await;
+    assert_eq!(raw_echo(&reply).body_length, 7);
+    assert_eq!(raw_echo(&reply).method, "PUT");
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/proxy-body-size", "1k")
+        .prefix("shop.example.com", "/", "web", 80)]))
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tcp.write_all(
+        b"POST / HTTP/1.1\r\nHost: shop.example.com\r\nExpect: 100-continue\r\n\
+          Content-Length: 5\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut interim))
+        .await
+        .expect("100 Continue in time")
+        .unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    tcp.write_all(b"hello").await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    assert_eq!(raw_echo(&reply).body_length, 5);
+
+    // Over the limit: 413 at once, the client never sends the body.
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tcp.write_all(
+        b"POST / HTTP/1.1\r\nHost: shop.example.com\r\nExpect: 100-continue\r\n\
+          Content-Length: 5000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    assert!(status_line(&reply).starts_with("HTTP/1.1 413"), "{reply:?}");
+    assert!(!reply.contains("100 Continue"), "{reply:?}");
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let reply = raw_exchange(
+        &gw,
+        b"GET /first HTTP/1.1\r\nHost: shop.example.com\r\n\r\n\
+          POST /second HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 2\r\n\r\nok\
+          GET /third HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let paths: Vec<&str> = ["/first", "/second", "/third"]
+        .into_iter()
+        .filter(|p| reply.contains(&format!("\"path\": \"{p}\"")))
+        .collect();
+    assert_eq!(paths, ["/first", "/second", "/third"], "{reply}");
+    let first = reply.find("/first").unwrap();
+    let second = reply.find("/second").unwrap();
+    let third = reply.find("/third").unwrap();
+    assert!(first < second && second < third, "{reply}");
+    assert_eq!(reply.matches("HTTP/1.1 200 OK").count(), 3, "{reply}");
+}
+
+#[tokio::test]
+async fn http_1_0_clients_get_keep_alive_only_when_they_ask() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = shop_web(&b, ProxyConfig::new()).await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    for _ in 0..2 {
+        tcp.write_all(
+            b"GET / HTTP/1.0\r\nHost: shop.example.com\r\nConnection: keep-alive\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("connection: keep-alive\r\n"), "{reply}");
+        assert!(reply.contains("content-length: "), "{reply}");
+    }
+    let reply = raw_exchange(&gw, b"GET / HTTP/1.0\r\nHost: shop.example.com\r\n\r\n").await;
+    assert!(reply.contains("connection: close\r\n"), "{reply}");
+    assert_eq!(
+        raw_echo(&reply).protocol,
+        "HTTP/1.1",
+        "upstream is HTTP/1.1"
+    );
+}
+
 // === TLS ===
 
 mod tls {

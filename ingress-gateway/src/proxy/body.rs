@@ -1,6 +1,8 @@
-//! Body types of the data path: the request body sent upstream (streamed, size-limited,
-//! recoverable when a connect attempt failed before it was read) and the response body
-//! sent to the client (the upstream's, streamed, or a short page of our own).
+//! Body types of the data path: the client's request body (from the gateway's HTTP/1.1
+//! server or hyper's HTTP/2 one), the request body sent upstream (streamed,
+//! size-limited, recoverable when a connect attempt failed before it was read) and the
+//! response body sent to the client (the upstream's, streamed, or a short page of our
+//! own).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +15,51 @@ use hyper::body::Incoming;
 
 use super::balance::InflightGuard;
 use super::h1pool::{BodyReader, H1Conn, H1Pool};
+use super::h1server::RequestBody;
 use std::net::SocketAddr;
+
+/// A request body as the client sends it.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// None (no framing, or `Content-Length: 0`).
+    Empty,
+    /// Read by the gateway's HTTP/1.1 server as the proxy asks.
+    H1(RequestBody),
+    /// An HTTP/2 stream's, from hyper.
+    H2(Incoming),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            ClientBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::H1(b) => b.is_end_stream(),
+            ClientBody::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::H1(b) => b.size_hint(),
+            ClientBody::H2(b) => b.size_hint(),
+        }
+    }
+}
 
 /// Error of [`UpstreamBody`]: the client's body broke or went over the limit.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +69,7 @@ pub enum RequestBodyError {
     TooLarge(u64),
     /// Reading the client's body failed.
     #[error("reading the request body: {0}")]
-    Client(#[from] hyper::Error),
+    Client(BodyError),
 }
 
 /// State shared between the proxy and an [`UpstreamBody`] in flight.
@@ -31,14 +77,14 @@ pub enum RequestBodyError {
 pub struct BodyShared {
     /// The unread client body, handed back when the upstream request was dropped before
     /// reading it (e.g. the connection attempt failed), so a retry can send it.
-    returned: Mutex<Option<Incoming>>,
+    returned: Mutex<Option<ClientBody>>,
     /// Set when the body went over the limit.
     exceeded: AtomicBool,
 }
 
 impl BodyShared {
     /// Takes the returned body back, if the last attempt never read it.
-    pub fn take_returned(&self) -> Option<Incoming> {
+    pub fn take_returned(&self) -> Option<ClientBody> {
         self.returned.lock().expect("body lock").take()
     }
 
@@ -52,7 +98,7 @@ impl BodyShared {
 /// the limit.
 #[derive(Debug)]
 pub struct UpstreamBody {
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     remaining: u64,
     limit: u64,
     started: bool,
@@ -61,7 +107,7 @@ pub struct UpstreamBody {
 
 impl UpstreamBody {
     /// Streams `inner`, failing once more than `limit` bytes went through.
-    pub fn new(inner: Incoming, limit: u64, shared: Arc<BodyShared>) -> Self {
+    pub fn new(inner: ClientBody, limit: u64, shared: Arc<BodyShared>) -> Self {
         Self {
             inner: Some(inner),
             remaining: limit,
@@ -110,7 +156,7 @@ impl Body for UpstreamBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Client(e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

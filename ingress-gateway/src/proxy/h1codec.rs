@@ -147,31 +147,9 @@ pub fn parse_response_head(
     let status =
         StatusCode::from_u16(code).map_err(|_| CodecError::Head(format!("status code {code}")))?;
     let http10 = resp.version == Some(0);
-    // Where each name and value sits in the head, so that the values can share its
-    // bytes once it is split off.
-    let base = buf.as_ptr() as usize;
-    let spans: Vec<(usize, usize, usize, usize)> = resp
-        .headers
-        .iter()
-        .map(|h| {
-            let name = h.name.as_ptr() as usize - base;
-            let value = h.value.as_ptr() as usize - base;
-            (name, name + h.name.len(), value, value + h.value.len())
-        })
-        .collect();
+    let spans = field_spans(buf, resp.headers);
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name_at, name_end, at, end) in spans {
-        let name = HeaderName::from_bytes(&head[name_at..name_end]).map_err(|_| {
-            CodecError::Head(format!(
-                "header name {:?}",
-                String::from_utf8_lossy(&head[name_at..name_end])
-            ))
-        })?;
-        let value = HeaderValue::from_maybe_shared(head.slice(at..end))
-            .map_err(|_| CodecError::Head(format!("value of {name}")))?;
-        headers.append(name, value);
-    }
+    let mut headers = header_map(&head, &spans).map_err(CodecError::Head)?;
 
     let mut keep_alive = !http10;
     for token in tokens(&headers, &header::CONNECTION) {
@@ -219,8 +197,50 @@ pub fn parse_response_head(
     }))
 }
 
+/// Where each field's name and value sit in `buf` (which httparse parsed them from), so
+/// that the values can share the head's bytes once it is split off.
+pub(super) fn field_spans(buf: &[u8], fields: &[httparse::Header<'_>]) -> Vec<FieldSpan> {
+    let base = buf.as_ptr() as usize;
+    fields
+        .iter()
+        .map(|h| {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            FieldSpan {
+                name: name..name + h.name.len(),
+                value: value..value + h.value.len(),
+            }
+        })
+        .collect()
+}
+
+/// Where one header field's name and value sit in a message head.
+#[derive(Debug, Clone)]
+pub(super) struct FieldSpan {
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+}
+
+/// The fields of `head` at `spans`; values share the head's bytes (no copy). `Err` says
+/// which name or value is invalid.
+pub(super) fn header_map(head: &Bytes, spans: &[FieldSpan]) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for span in spans {
+        let raw_name = &head[span.name.clone()];
+        let name = HeaderName::from_bytes(raw_name)
+            .map_err(|_| format!("header name {:?}", String::from_utf8_lossy(raw_name)))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(span.value.clone()))
+            .map_err(|_| format!("value of {name}"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
 /// The comma-separated tokens of every `name` field.
-fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+pub(super) fn tokens<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(name)
         .iter()
@@ -231,7 +251,7 @@ fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item =
 }
 
 /// The one length all Content-Length values agree on (`5, 5` is 5; `5, 6` is an error).
-fn content_length(headers: &HeaderMap) -> Result<u64, CodecError> {
+pub(super) fn content_length(headers: &HeaderMap) -> Result<u64, CodecError> {
     let mut length = None;
     for token in headers
         .get_all(header::CONTENT_LENGTH)

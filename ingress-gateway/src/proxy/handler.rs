@@ -1,7 +1,6 @@
 //! One request through the gateway: route, policy answers (redirects, 403, 413),
 //! endpoint choice, forwarding with retries, response fix-ups, metrics and access log.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use hyper::body::Incoming;
 use ironlb_routes::{normalize_path, Backend, BodySize, IngressRef, Match, RouteOptions};
 
 use super::balance::{affine_endpoint, affinity_value, Balancer};
-use super::body::{BodyShared, PooledBody, ProxyBody, UpstreamBody};
+use super::body::{BodyShared, ClientBody, PooledBody, ProxyBody, UpstreamBody};
 use super::h1pool::{self, BodyReader, H1Pool};
 use super::headers::{self as hdr, Forwarded};
 use super::upstream::{Upstreams, Wire};
@@ -68,6 +67,11 @@ pub struct Proxy {
 /// the request arrived is by far the likeliest story, and the request was not processed.
 const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// The upstream's side of a protocol upgrade, carried in a 101 response's extensions
+/// to the HTTP/1.1 server side, which splices it with the client's connection.
+#[derive(Clone)]
+pub(crate) struct UpstreamUpgrade(pub hyper::upgrade::OnUpgrade);
+
 /// Why an upstream exchange failed.
 struct SendFailure {
     /// The connection could not be made (another endpoint may be tried).
@@ -115,11 +119,7 @@ struct Outcome {
 
 impl Proxy {
     /// Serves one request (never fails: errors are answered with a page of our own).
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        conn: ConnInfo,
-    ) -> Result<Response<ProxyBody>, Infallible> {
+    pub async fn handle(&self, req: Request<ClientBody>, conn: ConnInfo) -> Response<ProxyBody> {
         let start = Instant::now();
         let method = req.method().clone();
         let path_and_query = req.uri().path_and_query().cloned();
@@ -170,12 +170,12 @@ impl Proxy {
             }
             .write_stdout();
         }
-        Ok(resp)
+        resp
     }
 
     async fn route_and_forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
         conn: ConnInfo,
         out: &mut Outcome,
     ) -> (
@@ -219,7 +219,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         conn: ConnInfo,
         host: &HeaderValue,
         host_str: &str,
@@ -318,7 +318,7 @@ impl Proxy {
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         conn: ConnInfo,
         host: &HeaderValue,
         backend: &Arc<Backend>,
@@ -329,12 +329,9 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let wire = Wire::of(options.backend_protocol);
         let (mut parts, body) = req.into_parts();
+        // Only the HTTP/1.1 server side upgrades (it splices the client's connection
+        // with the upstream's when the response is a 101 carrying an UpstreamUpgrade).
         let upgrading = parts.version == Version::HTTP_11 && hdr::wants_upgrade(&parts.headers);
-        let client_upgrade = if upgrading {
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-        } else {
-            None
-        };
         hdr::strip_hop_by_hop(&mut parts.headers, wire.is_h2(), upgrading);
         hdr::set_forwarded(
             &mut parts.headers,
@@ -497,12 +494,10 @@ impl Proxy {
 
             let (mut rparts, body) = match resp {
                 UpstreamResponse::Client(mut resp) => {
-                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        if let Some(client_upgrade) = client_upgrade {
-                            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                            tokio::spawn(splice(client_upgrade, upstream_upgrade));
-                        }
-                        let (parts, _) = resp.into_parts();
+                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrading {
+                        let upstream = UpstreamUpgrade(hyper::upgrade::on(&mut resp));
+                        let (mut parts, _) = resp.into_parts();
+                        parts.extensions.insert(upstream);
                         return Response::from_parts(parts, ProxyBody::empty());
                     }
                     let (parts, rbody) = resp.into_parts();
@@ -547,22 +542,6 @@ fn upstream_uri(wire: Wire, endpoint: SocketAddr, pq: &Bytes) -> Option<Uri> {
         .path_and_query(http::uri::PathAndQuery::from_maybe_shared(pq.clone()).ok()?)
         .build()
         .ok()
-}
-
-/// Copies bytes both ways between an upgraded client and upstream connection.
-async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!(error = %e, "upgrade failed");
-            return;
-        }
-    };
-    let mut client = hyper_util::rt::TokioIo::new(client);
-    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(error = %e, "upgraded connection ended");
-    }
 }
 
 /// A short plain-text page of the gateway's own.

@@ -1,6 +1,6 @@
-//! The data path: hyper HTTP/1.1 + HTTP/2 server (h2c with prior knowledge on the plain
-//! listener, ALPN over TLS), routing every request through the current snapshot to a
-//! pooled upstream connection.
+//! The data path: the gateway's own HTTP/1.1 server side (`h1server`) and hyper's
+//! HTTP/2 one (h2c with prior knowledge on the plain listener, ALPN over TLS), routing
+//! every request through the current snapshot to a pooled upstream connection.
 //!
 //! [`serve`] binds (or adopts) the listeners and returns at once with a
 //! [`ProxyHandle`]; cancelling the shutdown token stops accepting, lets in-flight
@@ -8,14 +8,14 @@
 //!
 //! Limits: `max_connections` (a semaphore taken before `accept`, so excess clients wait
 //! in the kernel backlog; one accept loop serves both listeners, so a permit waiting on
-//! an idle listener does not starve the other), `max_header_bytes` (HTTP/1: hyper's read
-//! buffer, over it → 431; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`), `header_read_timeout`
-//! (the first bytes of a connection, read here to tell HTTP/1 from HTTP/2 since
-//! hyper-util's detection has no timer; HTTP/1: hyper's header timer, which also bounds
-//! how long an idle keep-alive connection waits for its next request; TLS: the
-//! handshake), `idle_timeout` (HTTP/2: keep-alive pings every `idle_timeout`, a
-//! connection that does not answer within 20 s is closed; upstream pools: idle
-//! connections older than it are not reused).
+//! an idle listener does not starve the other), `max_header_bytes` (HTTP/1: the longest
+//! request head, over it → 431; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`),
+//! `header_read_timeout` (the first bytes of a connection, read here to tell HTTP/1 from
+//! HTTP/2; HTTP/1: from the end of a response to the end of the next request head, so
+//! it also bounds how long an idle keep-alive connection waits; TLS: the handshake),
+//! `idle_timeout` (HTTP/2: keep-alive pings every `idle_timeout`, a connection that does
+//! not answer within 20 s is closed; upstream pools: idle connections older than it are
+//! not reused).
 //!
 //! Upstreams: plain HTTP/1.1 (the default `backend-protocol`) through `h1pool`, the
 //! gateway's own HTTP/1.1 client (`h1codec`), driven by the request task itself;
@@ -28,6 +28,7 @@ mod balance;
 mod body;
 mod h1codec;
 mod h1pool;
+mod h1server;
 mod handler;
 pub mod headers;
 mod upstream;
@@ -40,22 +41,23 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-pub use body::ProxyBody;
+pub use body::{ClientBody, ProxyBody};
 pub use handler::ConnInfo;
 
 use crate::metrics::Metrics;
 use crate::snapshot::SharedSnapshot;
+use h1server::H1Settings;
 use handler::{Proxy, Settings};
 use upstream::{PoolConfig, Upstreams};
 
@@ -250,16 +252,8 @@ pub async fn serve(
         balancer: Default::default(),
     });
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout)
-        .max_buf_size(cfg.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(cfg.idle_timeout)
         .keep_alive_timeout(Duration::from_secs(20))
@@ -272,25 +266,32 @@ pub async fn serve(
     };
     let shared = Arc::new(Shared {
         proxy,
-        builder,
+        h2,
+        h1: H1Settings {
+            max_header_bytes: cfg.max_header_bytes,
+            header_read_timeout: cfg.header_read_timeout,
+        },
         limit: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
         header_read_timeout: cfg.header_read_timeout,
         metrics,
+        drain: CancellationToken::new(),
     });
 
-    let drain = cfg.drain_timeout;
+    let drain_timeout = cfg.drain_timeout;
     let task = tokio::spawn(async move {
-        // Every accepted connection is watched from the moment it is accepted (a TLS
+        // Every accepted connection is tracked from the moment it is accepted (a TLS
         // handshake in progress counts), so the drain below waits for all of them.
-        let graceful = GracefulShutdown::new();
+        let connections = TaskTracker::new();
         let https = https.zip(tls);
         if http.is_some() || https.is_some() {
-            accept_loop(http, https, shared, &graceful, shutdown).await;
+            accept_loop(http, https, shared.clone(), &connections, shutdown).await;
         }
-        // Listeners are closed; drain what is in flight.
-        let open = graceful.count();
-        tracing::info!(connections = open, ?drain, "draining");
-        match tokio::time::timeout(drain, graceful.shutdown()).await {
+        // Listeners are closed; drain what is in flight: idle connections close at
+        // once, busy ones after their response (HTTP/2: GOAWAY, then the open streams).
+        tracing::info!(connections = connections.len(), ?drain_timeout, "draining");
+        shared.drain.cancel();
+        connections.close();
+        match tokio::time::timeout(drain_timeout, connections.wait()).await {
             Ok(()) => tracing::info!("drained"),
             Err(_) => tracing::warn!("drain timeout passed; closing the remaining connections"),
         }
@@ -304,10 +305,13 @@ pub async fn serve(
 
 struct Shared {
     proxy: Arc<Proxy>,
-    builder: auto::Builder<TokioExecutor>,
+    h2: http2::Builder<TokioExecutor>,
+    h1: H1Settings,
     limit: Arc<Semaphore>,
     header_read_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// Cancelled when the listeners closed: connections finish what is in flight.
+    drain: CancellationToken,
 }
 
 /// Accepts on `listener`, or never resolves when there is none.
@@ -325,7 +329,7 @@ async fn accept_loop(
     http: Option<TcpListener>,
     https: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     shared: Arc<Shared>,
-    graceful: &GracefulShutdown,
+    connections: &TaskTracker,
     shutdown: CancellationToken,
 ) {
     let https_listener = https.as_ref().map(|(l, _)| l);
@@ -365,10 +369,9 @@ async fn accept_loop(
             tls: tls.is_some(),
         };
         let shared = shared.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             shared.metrics.connection_opened();
-            serve_connection(stream, tls, conn, &shared, watcher).await;
+            serve_connection(stream, tls, conn, &shared).await;
             shared.metrics.connection_closed();
             drop(permit);
         });
@@ -380,17 +383,16 @@ async fn serve_connection(
     tls: Option<tokio_rustls::TlsAcceptor>,
     conn: ConnInfo,
     shared: &Shared,
-    watcher: Watcher,
 ) {
     let Some(acceptor) = tls else {
-        return serve_http(stream, conn, shared, watcher).await;
+        return serve_http(stream, conn, shared).await;
     };
     // The TLS states are boxed: inline, they made every connection's task as large as a
     // TLS one (5,968 bytes instead of 3,600 for plain HTTP; an idle keep-alive
     // connection holds its task).
     let handshake = tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream));
     match Box::pin(handshake).await {
-        Ok(Ok(stream)) => Box::pin(serve_http(stream, conn, shared, watcher)).await,
+        Ok(Ok(stream)) => Box::pin(serve_http(stream, conn, shared)).await,
         Ok(Err(e)) => {
             tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed");
         }
@@ -402,19 +404,51 @@ async fn serve_connection(
 
 /// Serves HTTP/1.1 or HTTP/2 (told apart by the first bytes) on a connection, plain or
 /// after its TLS handshake, until it closes.
-async fn serve_http<S>(stream: S, conn: ConnInfo, shared: &Shared, watcher: Watcher)
+async fn serve_http<S>(mut stream: S, conn: ConnInfo, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some(stream) = with_first_bytes(stream, shared.header_read_timeout, &conn).await else {
+    let Some(first) = first_bytes(&mut stream, shared.header_read_timeout, &conn).await else {
         return;
     };
+    if first != H2_PREFACE {
+        let first = BytesMut::from(&first[..]);
+        let h1 = h1server::serve(stream, first, conn, &shared.proxy, shared.h1, &shared.drain);
+        return h1.await;
+    }
+    // Boxed: hyper's HTTP/2 connection state would otherwise make every connection's
+    // task, HTTP/1.1 ones included, as large as itself.
+    let stream = Prefixed {
+        prefix: first,
+        inner: stream,
+    };
+    Box::pin(serve_h2(stream, conn, shared)).await;
+}
+
+/// Serves HTTP/2 on a connection whose preface was read (and put back) until it closes;
+/// a drain sends GOAWAY and lets the open streams finish.
+async fn serve_h2<S>(stream: S, conn: ConnInfo, shared: &Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let proxy = shared.proxy.clone();
-    let service = hyper::service::service_fn(move |req| proxy.clone().handle(req, conn));
-    let c = shared
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(c.into_owned()).await {
+    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let proxy = proxy.clone();
+        async move {
+            let req = req.map(ClientBody::H2);
+            Ok::<_, std::convert::Infallible>(proxy.handle(req, conn).await)
+        }
+    });
+    let connection = shared.h2.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        _ = shared.drain.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
     }
 }
@@ -422,17 +456,14 @@ where
 /// The HTTP/2 client preface.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Reads a connection's first bytes within `timeout`, as many as hyper-util's protocol
-/// detection needs (up to the first one that differs from the HTTP/2 preface), and
-/// returns the connection with them put back. That detection has no timer of its own,
-/// and hyper's HTTP/1 header timer only starts after it: without this a client that
-/// sends nothing (or the start of the preface) would hold a connection forever.
+/// Reads a connection's first bytes within `timeout`: as many as tell HTTP/2 from
+/// HTTP/1 (the whole HTTP/2 preface, or up to the first byte that differs from it).
 /// `None` = timed out, failed, or closed before any byte.
-async fn with_first_bytes<S: AsyncRead + Unpin>(
-    mut io: S,
+async fn first_bytes<S: AsyncRead + Unpin>(
+    io: &mut S,
     timeout: Duration,
     conn: &ConnInfo,
-) -> Option<Prefixed<S>> {
+) -> Option<Bytes> {
     let mut prefix = Vec::with_capacity(H2_PREFACE.len());
     let read = async {
         let mut chunk = [0u8; H2_PREFACE.len()];
@@ -451,10 +482,7 @@ async fn with_first_bytes<S: AsyncRead + Unpin>(
         Ok::<_, io::Error>(())
     };
     match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(())) if !prefix.is_empty() => Some(Prefixed {
-            prefix: Bytes::from(prefix),
-            inner: io,
-        }),
+        Ok(Ok(())) if !prefix.is_empty() => Some(Bytes::from(prefix)),
         Ok(Ok(())) => None,
         Ok(Err(e)) => {
             tracing::debug!(client = %conn.client, error = %e, "reading the first bytes failed");
