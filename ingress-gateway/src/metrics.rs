@@ -4,11 +4,15 @@
 //! [`Metrics::connection_opened`] / [`Metrics::connection_closed`] per client
 //! connection; the watch side calls [`Metrics::snapshot_swapped`] after every swap.
 
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use ironlb_routes::{Backend, IngressRef, PortRef};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,14 +20,64 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 /// Labels of the request counter.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// `namespace/name` of the Ingress that served the request; empty when none matched.
-    pub ingress: String,
+    pub ingress: IngressLabel,
     /// `namespace/service:port` of the backend; empty when the gateway answered itself.
-    pub service: String,
+    pub service: ServiceLabel,
     /// HTTP status code sent to the client.
     pub status: u16,
+}
+
+/// The route's Ingress, kept as it is: the label text is written only when scraped,
+/// not per request.
+#[derive(Debug, Clone, Default, Hash, PartialEq, Eq)]
+pub struct IngressLabel(pub Option<Arc<IngressRef>>);
+
+/// The route's backend, kept as it is; equal when namespace, Service and port are
+/// (whatever its endpoints).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceLabel(pub Option<Arc<Backend>>);
+
+impl ServiceLabel {
+    fn key(&self) -> Option<(&str, &str, &PortRef)> {
+        self.0
+            .as_deref()
+            .map(|b| (&*b.namespace, &*b.service, &b.port))
+    }
+}
+
+impl PartialEq for ServiceLabel {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ServiceLabel {}
+
+impl Hash for ServiceLabel {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl EncodeLabelValue for IngressLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        match &self.0 {
+            Some(i) => write!(encoder, "{}/{}", i.namespace, i.name),
+            None => Ok(()),
+        }
+    }
+}
+
+impl EncodeLabelValue for ServiceLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        match self.key() {
+            Some((namespace, service, port)) => write!(encoder, "{namespace}/{service}:{port}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Every gateway metric, registered into the process registry by [`Metrics::new`].
@@ -118,16 +172,30 @@ impl Metrics {
         self.snapshot_build.observe(took.as_secs_f64());
     }
 
-    /// Requests counted so far with these labels (tests).
+    /// Requests counted so far for this Ingress (`namespace/name`), backend
+    /// (`namespace/service:port`) and status; empty names: none (tests).
     pub fn requests_with(&self, ingress: &str, service: &str, status: u16) -> u64 {
-        self.requests
-            .get(&RequestLabels {
-                ingress: ingress.to_string(),
-                service: service.to_string(),
-                status,
-            })
-            .map(|c| c.get())
-            .unwrap_or(0)
+        let ingress = ingress
+            .split_once('/')
+            .map(|(namespace, name)| Arc::new(IngressRef::new(namespace, name)));
+        let service = service.split_once('/').and_then(|(namespace, rest)| {
+            let (service, port) = rest.rsplit_once(':')?;
+            Some(Arc::new(Backend {
+                namespace: namespace.into(),
+                service: service.into(),
+                port: port
+                    .parse()
+                    .map_or_else(|_| PortRef::Name(port.to_string()), PortRef::Number),
+                endpoints: Arc::new([]),
+                terminating_fallback: false,
+            }))
+        });
+        let labels = RequestLabels {
+            ingress: IngressLabel(ingress),
+            service: ServiceLabel(service),
+            status,
+        };
+        self.requests.get(&labels).map(|c| c.get()).unwrap_or(0)
     }
 
     /// Currently open client connections.
@@ -157,8 +225,8 @@ pub struct AccessLogEntry<'a> {
     pub duration: Duration,
     /// `X-Request-ID`.
     pub request_id: &'a str,
-    /// `namespace/name` of the Ingress, empty when none.
-    pub ingress: &'a str,
+    /// The Ingress, when one matched.
+    pub ingress: Option<&'a IngressRef>,
 }
 
 impl AccessLogEntry<'_> {
@@ -197,7 +265,10 @@ impl AccessLogEntry<'_> {
         );
         s(&mut out, self.request_id);
         out.extend_from_slice(b",\"ingress\":");
-        s(&mut out, self.ingress);
+        match self.ingress {
+            Some(i) => s(&mut out, &i.to_string()),
+            None => out.extend_from_slice(b"\"\""),
+        }
         out.extend_from_slice(b"}\n");
         out
     }
@@ -219,9 +290,16 @@ mod tests {
     fn requests_and_swaps_show_up_in_the_exposition() {
         let mut registry = Registry::with_prefix("ironlb");
         let m = Metrics::new(&mut registry);
+        let backend = Backend {
+            namespace: "shop".into(),
+            service: "web".into(),
+            port: PortRef::Number(80),
+            endpoints: Arc::new(["192.0.2.10:8080".parse().unwrap()]),
+            terminating_fallback: false,
+        };
         let labels = RequestLabels {
-            ingress: "shop/web".to_string(),
-            service: "shop/web:80".to_string(),
+            ingress: IngressLabel(Some(Arc::new(IngressRef::new("shop", "web")))),
+            service: ServiceLabel(Some(Arc::new(backend))),
             status: 200,
         };
         m.observe_request(&labels, Some(Duration::from_millis(3)));
@@ -252,7 +330,7 @@ mod tests {
             upstream: Some("192.0.2.10:8080".parse().unwrap()),
             duration: Duration::from_micros(1500),
             request_id: "abc",
-            ingress: "shop/web",
+            ingress: Some(&IngressRef::new("shop", "web")),
         };
         let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let line = entry.to_line(now);

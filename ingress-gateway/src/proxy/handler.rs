@@ -17,7 +17,7 @@ use super::body::{BodyShared, ClientBody, PooledBody, ProxyBody, UpstreamBody};
 use super::h1pool::{self, BodyReader, H1Pool};
 use super::headers::{self as hdr, Forwarded};
 use super::upstream::{Upstreams, Wire};
-use crate::metrics::{AccessLogEntry, Metrics, RequestLabels};
+use crate::metrics::{AccessLogEntry, IngressLabel, Metrics, RequestLabels, ServiceLabel};
 use crate::snapshot::SharedSnapshot;
 
 /// What a connection knows about itself.
@@ -133,16 +133,8 @@ impl Proxy {
             }
         }
         let labels = RequestLabels {
-            ingress: out
-                .ingress
-                .as_ref()
-                .map(|i| i.to_string())
-                .unwrap_or_default(),
-            service: out
-                .backend
-                .as_ref()
-                .map(|b| format!("{}/{}:{}", b.namespace, b.service, b.port))
-                .unwrap_or_default(),
+            ingress: IngressLabel(out.ingress),
+            service: ServiceLabel(out.backend),
             status: resp.status().as_u16(),
         };
         self.metrics.observe_request(&labels, out.upstream_latency);
@@ -166,7 +158,7 @@ impl Proxy {
                     .as_ref()
                     .and_then(|h| h.to_str().ok())
                     .unwrap_or(""),
-                ingress: &labels.ingress,
+                ingress: labels.ingress.0.as_deref(),
             }
             .write_stdout();
         }
