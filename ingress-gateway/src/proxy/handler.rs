@@ -108,6 +108,43 @@ impl SendFailure {
     }
 }
 
+/// What routing decided.
+enum Routed {
+    /// The gateway answers itself.
+    Answer(Answer),
+    /// The request goes upstream.
+    Forward(Plan),
+}
+
+/// Where routing sends a request.
+struct Plan {
+    backend: Arc<Backend>,
+    options: Arc<RouteOptions>,
+    /// The path and query after `rewrite-target`, when it applies.
+    upstream_path: Option<String>,
+    /// Request body limit.
+    limit: u64,
+    request_id: HeaderValue,
+    host: HeaderValue,
+}
+
+/// A response, with the request's ID and Host when they were read (for the log).
+struct Answer {
+    resp: Response<ProxyBody>,
+    request_id: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+}
+
+impl Answer {
+    fn page(status: StatusCode, message: &str, host: Option<HeaderValue>) -> Self {
+        Answer {
+            resp: page(status, message),
+            request_id: None,
+            host,
+        }
+    }
+}
+
 /// Where the request went, for metrics and logs.
 #[derive(Default)]
 struct Outcome {
@@ -121,10 +158,25 @@ impl Proxy {
     /// Serves one request (never fails: errors are answered with a page of our own).
     pub async fn handle(&self, req: Request<ClientBody>, conn: ConnInfo) -> Response<ProxyBody> {
         let start = Instant::now();
-        let method = req.method().clone();
-        let path_and_query = req.uri().path_and_query().cloned();
+        // Kept for the access log only.
+        let logged = self
+            .settings
+            .access_log
+            .then(|| (req.method().clone(), req.uri().path_and_query().cloned()));
         let mut out = Outcome::default();
-        let (mut resp, request_id, host) = self.route_and_forward(req, conn, &mut out).await;
+        let mut req = req;
+        let Answer {
+            mut resp,
+            request_id,
+            host,
+        } = match self.route(&mut req, conn, &mut out) {
+            Routed::Forward(plan) => Answer {
+                resp: self.send(req, conn, &plan, &mut out).await,
+                request_id: Some(plan.request_id),
+                host: Some(plan.host),
+            },
+            Routed::Answer(answer) => answer,
+        };
         if conn.tls {
             if let Some(hsts) = &self.settings.hsts {
                 resp.headers_mut()
@@ -138,7 +190,7 @@ impl Proxy {
             status: resp.status().as_u16(),
         };
         self.metrics.observe_request(&labels, out.upstream_latency);
-        if self.settings.access_log {
+        if let Some((method, path_and_query)) = logged {
             let bytes = resp
                 .headers()
                 .get(header::CONTENT_LENGTH)
@@ -165,86 +217,81 @@ impl Proxy {
         resp
     }
 
-    async fn route_and_forward(
-        &self,
-        mut req: Request<ClientBody>,
-        conn: ConnInfo,
-        out: &mut Outcome,
-    ) -> (
-        Response<ProxyBody>,
-        Option<HeaderValue>,
-        Option<HeaderValue>,
-    ) {
+    /// Routes a request: either an answer of the gateway's own (400, 404, 403, a
+    /// redirect, 413, 503) or where to send it. Synchronous: the request's future then
+    /// holds only the upstream exchange, not a nest of routing steps each keeping its
+    /// own copy of the request.
+    fn route(&self, req: &mut Request<ClientBody>, conn: ConnInfo, out: &mut Outcome) -> Routed {
         let host = match req.uri().authority() {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
             None => req.headers().get(header::HOST).cloned(),
         };
         let Some(host) = host else {
-            return (
-                page(StatusCode::BAD_REQUEST, "missing Host header"),
+            return Routed::Answer(Answer::page(
+                StatusCode::BAD_REQUEST,
+                "missing Host header",
                 None,
-                None,
-            );
+            ));
         };
         // RFC 9112 §3.2: more than one Host, or one that is not `host[:port]`, is 400.
-        let host_str = match host.to_str() {
-            Ok(h)
-                if req.headers().get_all(header::HOST).iter().count() <= 1
+        let valid = match host.to_str() {
+            Ok(h) => {
+                req.headers().get_all(header::HOST).iter().count() <= 1
                     && !h.contains('@')
-                    && h.parse::<http::uri::Authority>().is_ok() =>
-            {
-                h
+                    && h.parse::<http::uri::Authority>().is_ok()
             }
-            _ => {
-                return (
-                    page(StatusCode::BAD_REQUEST, "invalid Host header"),
-                    None,
-                    Some(host),
-                )
-            }
+            Err(_) => false,
         };
+        if !valid {
+            return Routed::Answer(Answer::page(
+                StatusCode::BAD_REQUEST,
+                "invalid Host header",
+                Some(host),
+            ));
+        }
         let request_id = hdr::ensure_request_id(req.headers_mut());
-        let resp = self.forward(req, conn, &host, host_str, out).await;
-        let host = host.clone();
-        (resp, Some(request_id), Some(host))
-    }
+        let answer = |resp| Answer {
+            resp,
+            request_id: Some(request_id.clone()),
+            host: Some(host.clone()),
+        };
+        let host_str = host.to_str().unwrap_or_default();
 
-    async fn forward(
-        &self,
-        req: Request<ClientBody>,
-        conn: ConnInfo,
-        host: &HeaderValue,
-        host_str: &str,
-        out: &mut Outcome,
-    ) -> Response<ProxyBody> {
-        // One snapshot for the whole request, however long it streams.
-        let snapshot = self.snapshot.load_full();
+        // One snapshot decides; the request keeps the backend and options it chose
+        // however long it streams.
+        let snapshot = self.snapshot.load();
         let table = &snapshot.routes;
         let path = req.uri().path();
         let route = match table.route(host_str, path) {
             Match::Rule(r) | Match::DefaultBackend(r) => r,
             Match::NotFound => {
-                return page(StatusCode::NOT_FOUND, "no route for this host and path")
+                return Routed::Answer(answer(page(
+                    StatusCode::NOT_FOUND,
+                    "no route for this host and path",
+                )))
             }
         };
         out.ingress = Some(route.ingress.clone());
         let options = &route.options;
 
         if !options.access.allows(conn.client.ip()) {
-            return page(StatusCode::FORBIDDEN, "source address not allowed");
+            return Routed::Answer(answer(page(
+                StatusCode::FORBIDDEN,
+                "source address not allowed",
+            )));
         }
         if !conn.tls && table.https_redirect(route, host_str) {
             let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
             let location = hdr::https_location(host_str, self.settings.https_port, pq);
-            return redirect(StatusCode::PERMANENT_REDIRECT, &location);
+            return Routed::Answer(answer(redirect(StatusCode::PERMANENT_REDIRECT, &location)));
         }
         if let Some(r) = &options.redirect {
             let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            return redirect(code, &r.location);
+            return Routed::Answer(answer(redirect(code, &r.location)));
         }
         if let Some(root) = &options.app_root {
             if path == "/" {
-                return redirect(StatusCode::FOUND, root);
+                return Routed::Answer(answer(redirect(StatusCode::FOUND, root)));
             }
         }
 
@@ -280,13 +327,16 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit) {
-            return page(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            return Routed::Answer(answer(page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            )));
         }
         if backend.endpoints.is_empty() {
-            return page(
+            return Routed::Answer(answer(page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no ready endpoint for this service",
-            );
+            )));
         }
 
         let upstream_path = match options.rewrite_target {
@@ -301,24 +351,34 @@ impl Proxy {
             }
             None => None,
         };
-        // Boxed: nested async fns keep their arguments and their callee's state side by
-        // side, so the request's future would be some 8 KiB without it, copied several
-        // times per request (into hyper's slot, into a task for HTTP/2).
-        Box::pin(self.send(req, conn, host, backend, options, upstream_path, limit, out)).await
+        Routed::Forward(Plan {
+            backend: backend.clone(),
+            options: options.clone(),
+            upstream_path,
+            limit,
+            request_id,
+            host,
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sends a routed request upstream (retrying connect failures on other endpoints)
+    /// and returns the response, its body still streaming.
     async fn send(
         &self,
         req: Request<ClientBody>,
         conn: ConnInfo,
-        host: &HeaderValue,
-        backend: &Arc<Backend>,
-        options: &RouteOptions,
-        upstream_path: Option<String>,
-        limit: u64,
+        plan: &Plan,
         out: &mut Outcome,
     ) -> Response<ProxyBody> {
+        let Plan {
+            backend,
+            options,
+            upstream_path,
+            limit,
+            host,
+            ..
+        } = plan;
+        let limit = *limit;
         let wire = Wire::of(options.backend_protocol);
         let (mut parts, body) = req.into_parts();
         // Only the HTTP/1.1 server side upgrades (it splices the client's connection
@@ -341,7 +401,7 @@ impl Proxy {
             Version::HTTP_11
         };
         let pq: Bytes = match upstream_path {
-            Some(p) => Bytes::from(p),
+            Some(p) => Bytes::copy_from_slice(p.as_bytes()),
             None => Bytes::copy_from_slice(
                 parts
                     .uri
