@@ -364,6 +364,27 @@ async fn h2c_and_grpc_backends_get_http2() {
     let echo = r.echo();
     assert_eq!(echo.protocol, "HTTP/2.0");
     assert_eq!(echo.headers.get("te").map(String::as_str), Some("trailers"));
+
+    // An HTTP/1.1 client's body, read from its connection while hyper's HTTP/2 client
+    // (another task) sends it on: by length, and chunked in pieces.
+    let client = h1_client();
+    let post = |body: Body| {
+        Request::post(gw.url("/pkg.Service/Upload"))
+            .header("host", "rpc.example.com")
+            .body(body)
+            .unwrap()
+    };
+    let r = send(&client, post(full(vec![b'x'; 300_000]))).await;
+    assert_eq!((r.status, r.echo().body_length), (StatusCode::OK, 300_000));
+    let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = (0..20)
+        .map(|_| Ok(Frame::data(Bytes::from(vec![b'y'; 10_000]))))
+        .collect();
+    let r = send(
+        &client,
+        post(StreamBody::new(futures::stream::iter(chunks)).boxed()),
+    )
+    .await;
+    assert_eq!((r.status, r.echo().body_length), (StatusCode::OK, 200_000));
 }
 
 #[tokio::test]
