@@ -35,6 +35,9 @@ pub enum RequestError {
     /// A transfer coding other than `chunked` (the body cannot be passed on as sent).
     #[error("unsupported transfer coding {0:?}")]
     TransferCoding(String),
+    /// CONNECT: the gateway is a reverse proxy, not a tunnel.
+    #[error("CONNECT is not supported")]
+    Connect,
 }
 
 impl RequestError {
@@ -45,7 +48,7 @@ impl RequestError {
             RequestError::HeadTooLarge(_) | RequestError::TooManyFields => {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
             }
-            RequestError::TransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
+            RequestError::TransferCoding(_) | RequestError::Connect => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }
@@ -101,6 +104,9 @@ pub fn parse_request_head(
     };
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| RequestError::Malformed("method".into()))?;
+    if method == Method::CONNECT {
+        return Err(RequestError::Connect);
+    }
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
@@ -443,6 +449,8 @@ mod tests {
         assert_eq!(h.request.uri().path(), "/a");
         let h = parse("OPTIONS * HTTP/1.1\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.request.uri(), "*");
+        let err = parse("CONNECT shop.example.com:443 HTTP/1.1\r\n\r\n").unwrap_err();
+        assert_eq!(err.status(), StatusCode::NOT_IMPLEMENTED);
     }
 
     #[test]
