@@ -149,7 +149,7 @@ pub fn parse_response_head(
     let http10 = resp.version == Some(0);
     let spans = field_spans(buf, resp.headers);
     let head = buf.split_to(len).freeze();
-    let mut headers = header_map(&head, &spans).map_err(CodecError::Head)?;
+    let mut headers = header_map(&head, &spans, 0).map_err(CodecError::Head)?;
 
     let mut keep_alive = !http10;
     for token in tokens(&headers, &header::CONNECTION) {
@@ -221,10 +221,15 @@ pub(super) struct FieldSpan {
     value: std::ops::Range<usize>,
 }
 
-/// The fields of `head` at `spans`; values share the head's bytes (no copy). `Err` says
-/// which name or value is invalid.
-pub(super) fn header_map(head: &Bytes, spans: &[FieldSpan]) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::with_capacity(spans.len());
+/// The fields of `head` at `spans`; values share the head's bytes (no copy), with room
+/// for `extra` more fields (the proxy adds some: growing the map rehashes it). `Err`
+/// says which name or value is invalid.
+pub(super) fn header_map(
+    head: &Bytes,
+    spans: &[FieldSpan],
+    extra: usize,
+) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::with_capacity(spans.len() + extra);
     for span in spans {
         let raw_name = &head[span.name.clone()];
         let name = HeaderName::from_bytes(raw_name)

@@ -119,7 +119,9 @@ pub fn parse_request_head(
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target))
         .map_err(|e| RequestError::Malformed(format!("request target: {e}")))?;
-    let headers = header_map(&head, &spans).map_err(RequestError::Malformed)?;
+    // Room for what the proxy adds: X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP,
+    // X-Request-ID.
+    let headers = header_map(&head, &spans, 6).map_err(RequestError::Malformed)?;
 
     let framing = body_framing(&headers, version)?;
     let http10 = version == Version::HTTP_10;
