@@ -1472,6 +1472,17 @@ async fn pipelined_requests_are_answered_in_order() {
     let third = reply.find("/third").unwrap();
     assert!(first < second && second < third, "{reply}");
     assert_eq!(reply.matches("HTTP/1.1 200 OK").count(), 3, "{reply}");
+
+    // A request after one that closes the connection is not answered, and does not
+    // turn the close into a reset that would cost the client the first answer.
+    let reply = raw_exchange(
+        &gw,
+        b"GET /last HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n\
+          GET /ignored HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_echo(&reply).path, "/last");
+    assert!(!reply.contains("/ignored"), "{reply}");
 }
 
 /// Requests pieced together from fragments, some valid, most not (a small fuzzer with a

@@ -294,7 +294,10 @@ where
         _ if pumping.pump.is_some() => Next::Close { linger: true },
         Some(PumpEnd::Abandoned) => Next::Close { linger: true },
         Some(PumpEnd::Failed) => Next::Close { linger: false },
-        _ if close => Next::Close { linger: false },
+        // Bytes of a next request already here would turn the close into a reset.
+        _ if close => Next::Close {
+            linger: !read.is_empty(),
+        },
         _ => Next::KeepAlive,
     }
 }
