@@ -82,13 +82,15 @@ pub fn encode_request_head(
     buf.extend_from_slice(b"\r\n");
 }
 
-/// Appends the framing of one chunk of `len` bytes before its data.
-pub fn encode_chunk_size(buf: &mut Vec<u8>, len: usize) {
+/// Appends one chunk of a chunked body: its size line, the data, the CRLF after it.
+pub fn encode_chunk(buf: &mut Vec<u8>, data: &[u8]) {
     use std::io::Write;
-    let _ = write!(buf, "{len:x}\r\n");
+    let _ = write!(buf, "{:x}\r\n", data.len());
+    buf.extend_from_slice(data);
+    buf.extend_from_slice(b"\r\n");
 }
 
-/// The end of a chunked request body (no trailers).
+/// The end of a chunked body (no trailers).
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// How a response body is delimited (RFC 9112 §6.3).
@@ -422,8 +424,10 @@ mod tests {
              transfer-encoding: chunked\r\n\r\n"
         );
         let mut buf = Vec::new();
-        encode_chunk_size(&mut buf, 300);
-        assert_eq!(buf, b"12c\r\n");
+        encode_chunk(&mut buf, &[b'x'; 300]);
+        assert_eq!(&buf[..5], b"12c\r\n");
+        assert_eq!(&buf[5..305], &[b'x'; 300][..]);
+        assert_eq!(&buf[305..], b"\r\n");
     }
 
     #[test]
@@ -620,9 +624,7 @@ mod tests {
         ) {
             let mut raw = Vec::new();
             for piece in body.chunks(chunk) {
-                encode_chunk_size(&mut raw, piece.len());
-                raw.extend_from_slice(piece);
-                raw.extend_from_slice(b"\r\n");
+                encode_chunk(&mut raw, piece);
             }
             raw.extend_from_slice(LAST_CHUNK);
             let (decoded, ended, rest) = dechunk(&raw, step).unwrap();

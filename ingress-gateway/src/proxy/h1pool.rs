@@ -380,9 +380,7 @@ async fn write_body<W: tokio::io::AsyncWrite + Unpin>(
         }
         let out = if chunked {
             framed.clear();
-            codec::encode_chunk_size(&mut framed, data.len());
-            framed.extend_from_slice(&data);
-            framed.extend_from_slice(b"\r\n");
+            codec::encode_chunk(&mut framed, &data);
             &framed[..]
         } else {
             &data[..]

@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 use bytes::BytesMut;
 use http::{header, HeaderMap, Method, Request, StatusCode, Uri, Version};
 
-use crate::proxy::h1codec::{self, content_length, field_spans, header_map, tokens};
+use crate::proxy::h1codec::{content_length, field_spans, header_map, tokens};
 
 /// Most header fields in one request head (hyper's limit is 100, nginx has none but its
 /// buffer size).
@@ -288,13 +288,6 @@ pub fn encode_response_head(
         ConnectionField::KeepAlive => buf.extend_from_slice(b"connection: keep-alive\r\n"),
         ConnectionField::Close => buf.extend_from_slice(b"connection: close\r\n"),
     }
-    buf.extend_from_slice(b"\r\n");
-}
-
-/// Appends one chunk of a chunked body.
-pub fn encode_chunk(buf: &mut Vec<u8>, data: &[u8]) {
-    h1codec::encode_chunk_size(buf, data.len());
-    buf.extend_from_slice(data);
     buf.extend_from_slice(b"\r\n");
 }
 

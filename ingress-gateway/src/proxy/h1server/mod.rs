@@ -41,6 +41,7 @@ use body::{BodyPump, PumpEnd};
 use codec::{ConnectionField, RequestBodyFraming, RequestError, RequestHead, ResponseFraming};
 
 use super::body::{ClientBody, ProxyBody};
+use super::h1codec;
 use super::handler::{page, ConnInfo, Proxy, UpstreamUpgrade};
 
 /// Limits of the HTTP/1.1 server side.
@@ -411,7 +412,7 @@ impl ResponseWriter {
                     "the body is longer than its Content-Length",
                 ))
             }
-            ResponseFraming::Chunked => codec::encode_chunk(&mut self.out, data),
+            ResponseFraming::Chunked => h1codec::encode_chunk(&mut self.out, data),
             ResponseFraming::NoBody => {}
             ResponseFraming::Length(_) | ResponseFraming::UntilClose => {
                 self.out.extend_from_slice(data)
@@ -424,7 +425,7 @@ impl ResponseWriter {
     fn finish(&mut self) -> io::Result<()> {
         self.body_done = true;
         match self.framing {
-            ResponseFraming::Chunked => self.out.extend_from_slice(super::h1codec::LAST_CHUNK),
+            ResponseFraming::Chunked => self.out.extend_from_slice(h1codec::LAST_CHUNK),
             ResponseFraming::Length(n) if self.sent != n => {
                 return Err(io::Error::other(
                     "the body is shorter than its Content-Length",
