@@ -263,18 +263,7 @@ where
         (false, Version::HTTP_10) => ConnectionField::KeepAlive,
         (false, _) => ConnectionField::Omit,
     };
-    let mut writer = ResponseWriter::new(framing);
-    codec::encode_response_head(
-        &mut writer.out,
-        parts.status,
-        &parts.headers,
-        framing,
-        connection,
-        &date::now(),
-    );
-    if framing == ResponseFraming::NoBody {
-        writer.body_done = true;
-    }
+    let mut writer = ResponseWriter::new(&parts, framing, connection);
     let written = poll_fn(|cx| {
         let written = writer.poll_write(cx, io, Pin::new(&mut body));
         pumping.poll(cx, io, read);
@@ -343,13 +332,27 @@ struct ResponseWriter {
 }
 
 impl ResponseWriter {
-    fn new(framing: ResponseFraming) -> Self {
+    /// A writer with the response head encoded and ready to go first.
+    fn new(
+        head: &http::response::Parts,
+        framing: ResponseFraming,
+        connection: ConnectionField,
+    ) -> Self {
+        let mut out = Vec::with_capacity(512);
+        codec::encode_response_head(
+            &mut out,
+            head.status,
+            &head.headers,
+            framing,
+            connection,
+            &date::now(),
+        );
         Self {
-            out: Vec::with_capacity(512),
+            out,
             at: 0,
             framing,
             sent: 0,
-            body_done: false,
+            body_done: framing == ResponseFraming::NoBody,
         }
     }
 
@@ -439,22 +442,14 @@ impl ResponseWriter {
 
 /// Answers a refused request head (400, 431, 501) and says the connection closes.
 async fn write_refusal<S: AsyncWrite + Unpin>(io: &mut S, e: &RequestError) -> io::Result<()> {
-    let (parts, body) = page(e.status(), &e.to_string()).into_parts();
-    let mut writer = ResponseWriter::new(ResponseFraming::of(
+    let (parts, mut body) = page(e.status(), &e.to_string()).into_parts();
+    let framing = ResponseFraming::of(
         parts.status,
         false,
         Version::HTTP_11,
         body.size_hint().exact(),
-    ));
-    codec::encode_response_head(
-        &mut writer.out,
-        parts.status,
-        &parts.headers,
-        writer.framing,
-        ConnectionField::Close,
-        &date::now(),
     );
-    let mut body = body;
+    let mut writer = ResponseWriter::new(&parts, framing, ConnectionField::Close);
     poll_fn(|cx| writer.poll_write(cx, io, Pin::new(&mut body))).await
 }
 
