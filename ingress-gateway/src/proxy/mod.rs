@@ -272,7 +272,6 @@ pub async fn serve(
             header_read_timeout: cfg.header_read_timeout,
         },
         limit: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
-        header_read_timeout: cfg.header_read_timeout,
         metrics,
         drain: CancellationToken::new(),
     });
@@ -306,9 +305,10 @@ pub async fn serve(
 struct Shared {
     proxy: Arc<Proxy>,
     h2: http2::Builder<TokioExecutor>,
+    /// HTTP/1.1 limits; its header read timeout also bounds a TLS handshake and the
+    /// first bytes of every connection.
     h1: H1Settings,
     limit: Arc<Semaphore>,
-    header_read_timeout: Duration,
     metrics: Arc<Metrics>,
     /// Cancelled when the listeners closed: connections finish what is in flight.
     drain: CancellationToken,
@@ -399,7 +399,7 @@ async fn serve_tls(
     conn: ConnInfo,
     shared: &Shared,
 ) {
-    let handshake = tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream));
+    let handshake = tokio::time::timeout(shared.h1.header_read_timeout, acceptor.accept(stream));
     match handshake.await {
         Ok(Ok(stream)) => serve_http(stream, conn, shared).await,
         Ok(Err(e)) => {
@@ -417,18 +417,17 @@ async fn serve_http<S>(mut stream: S, conn: ConnInfo, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some(first) = first_bytes(&mut stream, shared.header_read_timeout, &conn).await else {
+    let Some(first) = first_bytes(&mut stream, shared.h1.header_read_timeout, &conn).await else {
         return;
     };
     if first != H2_PREFACE {
-        let first = BytesMut::from(&first[..]);
         let h1 = h1server::serve(stream, first, conn, &shared.proxy, shared.h1, &shared.drain);
         return h1.await;
     }
     // Boxed: hyper's HTTP/2 connection state would otherwise make every connection's
     // task, HTTP/1.1 ones included, as large as itself.
     let stream = Prefixed {
-        prefix: first,
+        prefix: first.freeze(),
         inner: stream,
     };
     Box::pin(serve_h2(stream, conn, shared)).await;
@@ -472,8 +471,8 @@ async fn first_bytes<S: AsyncRead + Unpin>(
     io: &mut S,
     timeout: Duration,
     conn: &ConnInfo,
-) -> Option<Bytes> {
-    let mut prefix = Vec::with_capacity(H2_PREFACE.len());
+) -> Option<BytesMut> {
+    let mut prefix = BytesMut::with_capacity(H2_PREFACE.len());
     let read = async {
         let mut chunk = [0u8; H2_PREFACE.len()];
         while prefix.len() < H2_PREFACE.len() {
@@ -491,7 +490,7 @@ async fn first_bytes<S: AsyncRead + Unpin>(
         Ok::<_, io::Error>(())
     };
     match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(())) if !prefix.is_empty() => Some(Bytes::from(prefix)),
+        Ok(Ok(())) if !prefix.is_empty() => Some(prefix),
         Ok(Ok(())) => None,
         Ok(Err(e)) => {
             tracing::debug!(client = %conn.client, error = %e, "reading the first bytes failed");
