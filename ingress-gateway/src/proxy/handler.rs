@@ -121,7 +121,7 @@ struct Plan {
     backend: Arc<Backend>,
     options: Arc<RouteOptions>,
     /// The path and query after `rewrite-target`, when it applies.
-    upstream_path: Option<String>,
+    upstream_path: Option<Bytes>,
     /// Request body limit.
     limit: u64,
     request_id: HeaderValue,
@@ -270,10 +270,12 @@ impl Proxy {
             ));
         }
         let request_id = hdr::ensure_request_id(req.headers_mut());
-        let answer = |resp| Answer {
-            resp,
-            request_id: Some(request_id.clone()),
-            host: Some(host.clone()),
+        let answer = |resp| {
+            Routed::Answer(Answer {
+                resp,
+                request_id: Some(request_id.clone()),
+                host: Some(host.clone()),
+            })
         };
         let host_str = host.to_str().unwrap_or_default();
 
@@ -285,33 +287,30 @@ impl Proxy {
         let route = match table.route(host_str, path) {
             Match::Rule(r) | Match::DefaultBackend(r) => r,
             Match::NotFound => {
-                return Routed::Answer(answer(page(
+                return answer(page(
                     StatusCode::NOT_FOUND,
                     "no route for this host and path",
-                )))
+                ))
             }
         };
         out.ingress = Some(route.ingress.clone());
         let options = &route.options;
 
         if !options.access.allows(conn.client.ip()) {
-            return Routed::Answer(answer(page(
-                StatusCode::FORBIDDEN,
-                "source address not allowed",
-            )));
+            return answer(page(StatusCode::FORBIDDEN, "source address not allowed"));
         }
         if !conn.tls && table.https_redirect(route, host_str) {
             let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
             let location = hdr::https_location(host_str, self.settings.https_port, pq);
-            return Routed::Answer(answer(redirect(StatusCode::PERMANENT_REDIRECT, &location)));
+            return answer(redirect(StatusCode::PERMANENT_REDIRECT, &location));
         }
         if let Some(r) = &options.redirect {
             let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            return Routed::Answer(answer(redirect(code, &r.location)));
+            return answer(redirect(code, &r.location));
         }
         if let Some(root) = &options.app_root {
             if path == "/" {
-                return Routed::Answer(answer(redirect(StatusCode::FOUND, root)));
+                return answer(redirect(StatusCode::FOUND, root));
             }
         }
 
@@ -347,16 +346,16 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit) {
-            return Routed::Answer(answer(page(
+            return answer(page(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large",
-            )));
+            ));
         }
         if backend.endpoints.is_empty() {
-            return Routed::Answer(answer(page(
+            return answer(page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no ready endpoint for this service",
-            )));
+            ));
         }
 
         let upstream_path = match options.rewrite_target {
@@ -368,6 +367,7 @@ impl Proxy {
                         Some(q) => format!("{p}?{q}"),
                         None => p,
                     })
+                    .map(Bytes::from)
             }
             None => None,
         };
@@ -421,7 +421,7 @@ impl Proxy {
             Version::HTTP_11
         };
         let pq: Bytes = match upstream_path {
-            Some(p) => Bytes::copy_from_slice(p.as_bytes()),
+            Some(p) => p.clone(),
             None => Bytes::copy_from_slice(
                 parts
                     .uri
