@@ -1557,6 +1557,86 @@ async fn pieced_together_garbage_never_hangs_or_takes_the_gateway_down() {
     assert!(status_line(&reply).starts_with("HTTP/1.1 200"), "{reply}");
 }
 
+async fn next_event(
+    heard: &mut tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+) -> &'static str {
+    tokio::time::timeout(WAIT, heard.recv())
+        .await
+        .expect("the backend hears something in time")
+        .expect("the backend runs")
+}
+
+/// A backend that reads request heads and never answers; every connection the gateway
+/// closes is reported on the channel.
+async fn silent_backend() -> (u16, tokio::sync::mpsc::UnboundedReceiver<&'static str>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind(localhost()).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (events, heard) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let events = events.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let _ = events.send("request");
+                        }
+                    }
+                }
+                let _ = events.send("closed");
+            });
+        }
+    });
+    (port, heard)
+}
+
+/// A client that goes away before its answer cancels the upstream request (the backend
+/// sees its connection closed) and is recorded as 499, over HTTP/1.1 and HTTP/2.
+#[tokio::test]
+async fn a_client_that_leaves_before_its_answer_cancels_the_upstream_request() {
+    use tokio::io::AsyncWriteExt;
+    let (port, mut heard) = silent_backend().await;
+    let b = Backends::new().raw_service("web", port);
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop").prefix(
+        "shop.example.com",
+        "/",
+        "web",
+        80,
+    )]))
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tcp.write_all(b"GET /slow HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut heard).await, "request");
+    drop(tcp);
+    assert_eq!(next_event(&mut heard).await, "closed");
+
+    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let h2 = tokio::spawn(conn);
+    let req = Request::get("http://shop.example.com/slow")
+        .body(full(""))
+        .unwrap();
+    let waiting = tokio::spawn(sender.send_request(req));
+    assert_eq!(next_event(&mut heard).await, "request");
+    // Dropping the response future resets the stream.
+    waiting.abort();
+    assert_eq!(next_event(&mut heard).await, "closed");
+
+    // Recorded when the request's future is dropped, which is before the backend hears
+    // the close.
+    assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 499), 2);
+    assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 0);
+    h2.abort();
+}
+
 #[tokio::test]
 async fn http_1_0_clients_get_keep_alive_only_when_they_ask() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

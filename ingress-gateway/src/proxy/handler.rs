@@ -111,7 +111,7 @@ impl SendFailure {
 /// What routing decided.
 enum Routed {
     /// The gateway answers itself.
-    Answer(Answer),
+    Answer(Response<ProxyBody>),
     /// The request goes upstream.
     Forward(Plan),
 }
@@ -124,25 +124,7 @@ struct Plan {
     upstream_path: Option<Bytes>,
     /// Request body limit.
     limit: u64,
-    request_id: HeaderValue,
     host: HeaderValue,
-}
-
-/// A response, with the request's ID and Host when they were read (for the log).
-struct Answer {
-    resp: Response<ProxyBody>,
-    request_id: Option<HeaderValue>,
-    host: Option<HeaderValue>,
-}
-
-impl Answer {
-    fn page(status: StatusCode, message: &str, host: Option<HeaderValue>) -> Self {
-        Answer {
-            resp: page(status, message),
-            request_id: None,
-            host,
-        }
-    }
 }
 
 /// Where the request went, for metrics and logs.
@@ -154,79 +136,54 @@ struct Outcome {
     upstream_latency: Option<Duration>,
 }
 
-impl Proxy {
-    /// Serves one request (never fails: errors are answered with a page of our own).
-    pub async fn handle(
-        &self,
-        mut req: Request<ClientBody>,
-        conn: ConnInfo,
-    ) -> Response<ProxyBody> {
-        let start = Instant::now();
-        // Kept for the access log only.
-        let logged = self
-            .settings
-            .access_log
-            .then(|| (req.method().clone(), req.uri().path_and_query().cloned()));
-        let mut out = Outcome::default();
-        // A `let` of its own: the routing result is gone before the await below (a
-        // match around the await would keep its 240 bytes in the request's future).
-        let plan = match self.route(&mut req, conn, &mut out) {
-            Routed::Forward(plan) => plan,
-            Routed::Answer(answer) => return self.finish(answer, conn, out, start, logged),
-        };
-        let resp = self.send(req, conn, &plan, &mut out).await;
-        let answer = Answer {
-            resp,
-            request_id: Some(plan.request_id),
-            host: Some(plan.host),
-        };
-        self.finish(answer, conn, out, start, logged)
-    }
+/// Status recorded for a request whose client went away before its answer (nginx's
+/// "client closed request").
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
-    /// What every answer gets: HSTS on TLS, metrics, the access-log line.
-    fn finish(
-        &self,
-        answer: Answer,
-        conn: ConnInfo,
-        out: Outcome,
-        start: Instant,
-        logged: Option<(http::Method, Option<http::uri::PathAndQuery>)>,
-    ) -> Response<ProxyBody> {
-        let Answer {
-            mut resp,
-            request_id,
-            host,
-        } = answer;
-        if conn.tls {
-            if let Some(hsts) = &self.settings.hsts {
-                resp.headers_mut()
-                    .entry(header::STRICT_TRANSPORT_SECURITY)
-                    .or_insert_with(|| hsts.clone());
-            }
+/// A request's metrics and access-log line, written exactly once: with its answer, or
+/// with 499 when the request's future is dropped before that (the client closed its
+/// connection or reset its HTTP/2 stream, and the upstream exchange was cancelled).
+struct Record<'a> {
+    proxy: &'a Proxy,
+    conn: ConnInfo,
+    start: Instant,
+    /// Method, path and query, kept only when access logging is on.
+    logged: Option<(http::Method, Option<http::uri::PathAndQuery>)>,
+    out: Outcome,
+    request_id: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+    written: bool,
+}
+
+impl Record<'_> {
+    fn write(&mut self, status: u16, bytes: Option<u64>) {
+        if std::mem::replace(&mut self.written, true) {
+            return;
         }
         let labels = RequestLabels {
-            ingress: IngressLabel(out.ingress),
-            service: ServiceLabel(out.backend),
-            status: resp.status().as_u16(),
+            ingress: IngressLabel(self.out.ingress.take()),
+            service: ServiceLabel(self.out.backend.take()),
+            status,
         };
-        self.metrics.observe_request(&labels, out.upstream_latency);
-        if let Some((method, path_and_query)) = logged {
-            let bytes = resp
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .or_else(|| resp.body().size_hint().exact());
+        self.proxy
+            .metrics
+            .observe_request(&labels, self.out.upstream_latency);
+        if let Some((method, path_and_query)) = &self.logged {
             AccessLogEntry {
-                client: conn.client.ip(),
+                client: self.conn.client.ip(),
                 method: method.as_str(),
-                host: host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or(""),
+                host: self
+                    .host
+                    .as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or(""),
                 path: path_and_query.as_ref().map_or("/", |p| p.as_str()),
-                status: labels.status,
+                status,
                 bytes,
-                upstream: out.upstream,
-                duration: start.elapsed(),
-                request_id: request_id
+                upstream: self.out.upstream,
+                duration: self.start.elapsed(),
+                request_id: self
+                    .request_id
                     .as_ref()
                     .and_then(|h| h.to_str().ok())
                     .unwrap_or(""),
@@ -234,6 +191,66 @@ impl Proxy {
             }
             .write_stdout();
         }
+    }
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        self.write(CLIENT_CLOSED_REQUEST, None);
+    }
+}
+
+impl Proxy {
+    /// Serves one request (never fails: errors are answered with a page of our own).
+    pub async fn handle(
+        &self,
+        mut req: Request<ClientBody>,
+        conn: ConnInfo,
+    ) -> Response<ProxyBody> {
+        let mut record = Record {
+            proxy: self,
+            conn,
+            start: Instant::now(),
+            logged: self
+                .settings
+                .access_log
+                .then(|| (req.method().clone(), req.uri().path_and_query().cloned())),
+            out: Outcome::default(),
+            request_id: None,
+            host: None,
+            written: false,
+        };
+        // A `let` of its own: the routing result is gone before the await below (a
+        // match around the await would keep its 240 bytes in the request's future).
+        let plan = match self.route(&mut req, &mut record) {
+            Routed::Forward(plan) => plan,
+            Routed::Answer(resp) => return self.finish(resp, &mut record),
+        };
+        let resp = self.send(req, conn, &plan, &mut record.out).await;
+        self.finish(resp, &mut record)
+    }
+
+    /// What every answer gets: HSTS on TLS, metrics, the access-log line.
+    fn finish(
+        &self,
+        mut resp: Response<ProxyBody>,
+        record: &mut Record<'_>,
+    ) -> Response<ProxyBody> {
+        if record.conn.tls {
+            if let Some(hsts) = &self.settings.hsts {
+                resp.headers_mut()
+                    .entry(header::STRICT_TRANSPORT_SECURITY)
+                    .or_insert_with(|| hsts.clone());
+            }
+        }
+        let bytes = record.logged.as_ref().and_then(|_| {
+            resp.headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .or_else(|| resp.body().size_hint().exact())
+        });
+        record.write(resp.status().as_u16(), bytes);
         resp
     }
 
@@ -241,18 +258,16 @@ impl Proxy {
     /// redirect, 413, 503) or where to send it. Synchronous: the request's future then
     /// holds only the upstream exchange, not a nest of routing steps each keeping its
     /// own copy of the request.
-    fn route(&self, req: &mut Request<ClientBody>, conn: ConnInfo, out: &mut Outcome) -> Routed {
+    fn route(&self, req: &mut Request<ClientBody>, record: &mut Record<'_>) -> Routed {
+        let conn = record.conn;
         let host = match req.uri().authority() {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
             None => req.headers().get(header::HOST).cloned(),
         };
         let Some(host) = host else {
-            return Routed::Answer(Answer::page(
-                StatusCode::BAD_REQUEST,
-                "missing Host header",
-                None,
-            ));
+            return Routed::Answer(page(StatusCode::BAD_REQUEST, "missing Host header"));
         };
+        record.host = Some(host.clone());
         // RFC 9112 §3.2: more than one Host, or one that is not `host[:port]`, is 400.
         let valid = match host.to_str() {
             Ok(h) => {
@@ -263,20 +278,10 @@ impl Proxy {
             Err(_) => false,
         };
         if !valid {
-            return Routed::Answer(Answer::page(
-                StatusCode::BAD_REQUEST,
-                "invalid Host header",
-                Some(host),
-            ));
+            return Routed::Answer(page(StatusCode::BAD_REQUEST, "invalid Host header"));
         }
-        let request_id = hdr::ensure_request_id(req.headers_mut());
-        let answer = |resp| {
-            Routed::Answer(Answer {
-                resp,
-                request_id: Some(request_id.clone()),
-                host: Some(host.clone()),
-            })
-        };
+        record.request_id = Some(hdr::ensure_request_id(req.headers_mut()));
+        let answer = Routed::Answer;
         let host_str = host.to_str().unwrap_or_default();
 
         // One snapshot decides; the request keeps the backend and options it chose
@@ -293,6 +298,7 @@ impl Proxy {
                 ))
             }
         };
+        let out = &mut record.out;
         out.ingress = Some(route.ingress.clone());
         let options = &route.options;
 
@@ -376,7 +382,6 @@ impl Proxy {
             options: options.clone(),
             upstream_path,
             limit,
-            request_id,
             host,
         })
     }

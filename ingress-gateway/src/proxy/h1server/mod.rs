@@ -59,6 +59,8 @@ pub struct H1Settings {
 const FIRST_READ: usize = 4096;
 /// Response body bytes gathered before a write.
 const WRITE_GATHER: usize = 64 * 1024;
+/// Bytes of pipelined requests read ahead while an answer is pending.
+const PIPELINED_LIMIT: usize = 16 * 1024;
 /// Lingering close: how long and how much is read out after the gateway's shutdown.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1024 * 1024;
@@ -225,12 +227,21 @@ where
     let mut handling = pin!(proxy.handle(request.map(|()| body), conn));
     let response = poll_fn(|cx| {
         if let Poll::Ready(response) = handling.as_mut().poll(cx) {
-            return Poll::Ready(response);
+            return Poll::Ready(Some(response));
         }
         pumping.poll(cx, io, read);
+        if pumping.poll_hangup(cx, io, read) {
+            return Poll::Ready(None);
+        }
         Poll::Pending
     })
     .await;
+    let Some(response) = response else {
+        // Dropping the request's future cancels the upstream exchange; the proxy
+        // records the request as 499.
+        tracing::debug!(client = %conn.client, "the client closed the connection before the answer");
+        return Next::Close { linger: false };
+    };
     // The proxy may have dropped the body unread (a 413, a redirect): learn it now.
     poll_fn(|cx| {
         pumping.poll(cx, io, read);
@@ -267,6 +278,12 @@ where
     let written = poll_fn(|cx| {
         let written = writer.poll_write(cx, io, Pin::new(&mut body));
         pumping.poll(cx, io, read);
+        if written.is_pending() && pumping.poll_hangup(cx, io, read) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the client closed the connection during the response",
+            )));
+        }
         written
     })
     .await;
@@ -316,6 +333,32 @@ impl Pumping {
     /// The connection cannot carry another request: the body was left unread or broke.
     fn broken(&self) -> bool {
         matches!(self.end, Some(PumpEnd::Abandoned | PumpEnd::Failed))
+    }
+
+    /// Whether the client closed the connection (or it broke) while its request waits
+    /// for an answer or the answer streams, as nginx notices it ("client prematurely
+    /// closed connection"): HTTP/1.1 has no half-close, so a read of zero means the
+    /// client is gone. Watched only once the request body is read whole (before, the
+    /// pump reads the socket); bytes of a pipelined next request are kept in `read`,
+    /// up to [`PIPELINED_LIMIT`], beyond which the socket is left unread until the
+    /// answer is out.
+    fn poll_hangup<S: AsyncRead + Unpin>(
+        &self,
+        cx: &mut Context<'_>,
+        io: &mut S,
+        read: &mut BytesMut,
+    ) -> bool {
+        if self.pump.is_some() || self.broken() {
+            return false;
+        }
+        while read.len() < PIPELINED_LIMIT {
+            match poll_read_some(io, cx, read) {
+                Poll::Ready(Ok(0) | Err(_)) => return true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Pending => return false,
+            }
+        }
+        false
     }
 }
 
