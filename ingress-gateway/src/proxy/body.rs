@@ -14,7 +14,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::balance::InflightGuard;
-use super::h1pool::{BodyReader, H1Conn, H1Pool};
+use super::h1codec::BodyDecoder;
+use super::h1pool::{H1Conn, H1Pool};
 use super::h1server::RequestBody;
 use std::net::SocketAddr;
 
@@ -192,7 +193,7 @@ pub enum ProxyBody {
 /// the connection returns to the pool when the body ended cleanly.
 #[derive(Debug)]
 pub struct PooledBody {
-    reader: BodyReader,
+    reader: BodyDecoder,
     conn: Option<Box<H1Conn>>,
     pool: Arc<H1Pool>,
     endpoint: SocketAddr,
@@ -202,7 +203,7 @@ pub struct PooledBody {
 impl PooledBody {
     /// The body `reader` still to be read from `conn`.
     pub fn new(
-        reader: BodyReader,
+        reader: BodyDecoder,
         conn: Box<H1Conn>,
         pool: Arc<H1Pool>,
         endpoint: SocketAddr,

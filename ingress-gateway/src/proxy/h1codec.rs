@@ -281,15 +281,92 @@ pub(super) fn content_length(headers: &HeaderMap) -> Result<u64, CodecError> {
     length.ok_or(CodecError::ContentLength)
 }
 
-/// What [`ChunkedDecoder::decode`] found in the buffer.
+/// What [`BodyDecoder::decode`] (or [`ChunkedDecoder::decode`]) found in the buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded {
     /// Body bytes.
     Data(Bytes),
     /// The buffer ends inside the body: read more.
     NeedMore,
-    /// The last chunk and the trailers are through (trailers are dropped).
+    /// The body is through (chunked: the last chunk and the trailers, which are
+    /// dropped).
     End,
+}
+
+/// A message body's decoding as its bytes arrive (RFC 9112 §6.3): the one decoder of
+/// both upstream response bodies and client request bodies.
+#[derive(Debug)]
+pub enum BodyDecoder {
+    /// This many bytes left.
+    Length(u64),
+    /// Chunked.
+    Chunked(ChunkedDecoder),
+    /// Until the connection closes.
+    UntilClose,
+    /// Nothing (left).
+    Done,
+}
+
+impl BodyDecoder {
+    /// The decoder of a body delimited by `framing`.
+    pub fn new(framing: BodyFraming) -> Self {
+        match framing {
+            BodyFraming::Empty | BodyFraming::Length(0) => BodyDecoder::Done,
+            BodyFraming::Length(n) => BodyDecoder::Length(n),
+            BodyFraming::Chunked => BodyDecoder::Chunked(ChunkedDecoder::default()),
+            BodyFraming::UntilClose => BodyDecoder::UntilClose,
+        }
+    }
+
+    /// Whether the whole body was decoded (true right after the last piece of a
+    /// length-delimited body, before the next call says `End`).
+    pub fn is_done(&self) -> bool {
+        matches!(self, BodyDecoder::Done)
+    }
+
+    /// Bytes left, when known.
+    pub fn exact_len(&self) -> Option<u64> {
+        match self {
+            BodyDecoder::Length(n) => Some(*n),
+            BodyDecoder::Done => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Takes the next piece of the body out of `buf`; what follows the body stays.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, CodecError> {
+        match self {
+            BodyDecoder::Done => Ok(Decoded::End),
+            BodyDecoder::Length(_) | BodyDecoder::UntilClose if buf.is_empty() => {
+                Ok(Decoded::NeedMore)
+            }
+            BodyDecoder::Length(left) => {
+                let n = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
+                *left -= n as u64;
+                if *left == 0 {
+                    *self = BodyDecoder::Done;
+                }
+                Ok(Decoded::Data(buf.split_to(n).freeze()))
+            }
+            BodyDecoder::UntilClose => Ok(Decoded::Data(buf.split().freeze())),
+            BodyDecoder::Chunked(decoder) => {
+                let decoded = decoder.decode(buf)?;
+                if decoded == Decoded::End {
+                    *self = BodyDecoder::Done;
+                }
+                Ok(decoded)
+            }
+        }
+    }
+
+    /// The connection ended (a read of zero): whether that ends the body
+    /// (close-delimited, or already through) rather than cutting it short.
+    pub fn end_of_input(&mut self) -> bool {
+        if let BodyDecoder::UntilClose = self {
+            *self = BodyDecoder::Done;
+        }
+        self.is_done()
+    }
 }
 
 /// Decodes a chunked body incrementally, as bytes arrive.
@@ -556,9 +633,13 @@ mod tests {
         assert!(!ka("HTTP/1.1 200 OK\r\n\r\n"), "a body until close");
     }
 
-    /// Decodes `raw` fed in pieces of `step` bytes; returns the body and whether it ended.
-    fn dechunk(raw: &[u8], step: usize) -> Result<(Vec<u8>, bool, Vec<u8>), CodecError> {
-        let mut dec = ChunkedDecoder::default();
+    /// Decodes `raw` fed to `dec` in pieces of `step` bytes; returns the body, whether
+    /// it ended, and what is left after it.
+    fn decode_with(
+        dec: &mut BodyDecoder,
+        raw: &[u8],
+        step: usize,
+    ) -> Result<(Vec<u8>, bool, Vec<u8>), CodecError> {
         let mut buf = BytesMut::new();
         let mut body = Vec::new();
         for piece in raw.chunks(step) {
@@ -572,6 +653,42 @@ mod tests {
             }
         }
         Ok((body, false, buf.to_vec()))
+    }
+
+    fn dechunk(raw: &[u8], step: usize) -> Result<(Vec<u8>, bool, Vec<u8>), CodecError> {
+        decode_with(&mut BodyDecoder::new(BodyFraming::Chunked), raw, step)
+    }
+
+    #[test]
+    fn length_and_close_delimited_bodies_decode_whatever_the_read_sizes() {
+        for step in [1, 3, 9] {
+            let mut dec = BodyDecoder::new(BodyFraming::Length(5));
+            let (body, ended, rest) = decode_with(&mut dec, b"helloNEXT", step).unwrap();
+            assert_eq!(
+                (body.as_slice(), ended),
+                (&b"hello"[..], true),
+                "step {step}"
+            );
+            assert!(b"NEXT".starts_with(&rest), "{rest:?}");
+        }
+        // Close-delimited: everything is body, and the close ends it.
+        let mut dec = BodyDecoder::new(BodyFraming::UntilClose);
+        let (body, ended, _) = decode_with(&mut dec, b"all of it", 4).unwrap();
+        assert_eq!((body.as_slice(), ended), (&b"all of it"[..], false));
+        assert!(dec.end_of_input());
+        // A close in the middle of a length-delimited or chunked body cuts it short.
+        let mut dec = BodyDecoder::new(BodyFraming::Length(9));
+        assert!(!decode_with(&mut dec, b"short", 2).unwrap().1);
+        assert!(!dec.end_of_input());
+        let mut dec = BodyDecoder::new(BodyFraming::Chunked);
+        assert!(!decode_with(&mut dec, b"3\r\nab", 2).unwrap().1);
+        assert!(!dec.end_of_input());
+        // An empty body is through at once.
+        for framing in [BodyFraming::Empty, BodyFraming::Length(0)] {
+            let mut dec = BodyDecoder::new(framing);
+            assert_eq!(dec.decode(&mut BytesMut::new()), Ok(Decoded::End));
+            assert!(dec.end_of_input());
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
 
 use super::body::{RequestBodyError, UpstreamBody};
-use super::h1codec::{self as codec, BodyFraming, ChunkedDecoder, Decoded, RequestFraming};
+use super::h1codec::{self as codec, BodyDecoder, Decoded, RequestFraming};
 
 /// Bytes kept free in the read buffer before each read.
 const READ_RESERVE: usize = 8 * 1024;
@@ -81,44 +81,6 @@ pub struct SendError {
     pub unsent: Option<Request<UpstreamBody>>,
 }
 
-/// The response body still to be read from the connection.
-#[derive(Debug)]
-pub enum BodyReader {
-    /// This many bytes left.
-    Length(u64),
-    /// Chunked.
-    Chunked(ChunkedDecoder),
-    /// Until the upstream closes.
-    UntilClose,
-    /// Nothing (left).
-    Done,
-}
-
-impl BodyReader {
-    fn new(framing: BodyFraming) -> Self {
-        match framing {
-            BodyFraming::Empty => BodyReader::Done,
-            BodyFraming::Length(n) => BodyReader::Length(n),
-            BodyFraming::Chunked => BodyReader::Chunked(ChunkedDecoder::default()),
-            BodyFraming::UntilClose => BodyReader::UntilClose,
-        }
-    }
-
-    /// Whether the whole body was read.
-    pub fn is_done(&self) -> bool {
-        matches!(self, BodyReader::Done)
-    }
-
-    /// Bytes left, when known.
-    pub fn exact_len(&self) -> Option<u64> {
-        match self {
-            BodyReader::Length(n) => Some(*n),
-            BodyReader::Done => Some(0),
-            _ => None,
-        }
-    }
-}
-
 /// A response body that could not be read to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -159,7 +121,7 @@ impl H1Conn {
     pub async fn send(
         &mut self,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<BodyReader>, SendError> {
+    ) -> Result<Response<BodyDecoder>, SendError> {
         self.reusable = false;
         let (parts, mut body) = req.into_parts();
         let framing = RequestFraming::of(&parts.headers, body.is_end_stream());
@@ -247,9 +209,9 @@ impl H1Conn {
         &mut self,
         head: codec::ResponseHead,
         request_complete: bool,
-    ) -> Response<BodyReader> {
+    ) -> Response<BodyDecoder> {
         self.keep_alive = head.keep_alive && request_complete;
-        let reader = BodyReader::new(head.framing);
+        let reader = BodyDecoder::new(head.framing);
         if reader.is_done() {
             self.body_ended();
         }
@@ -267,52 +229,31 @@ impl H1Conn {
     /// The next piece of the response body; `None` at its end.
     pub fn poll_body(
         &mut self,
-        reader: &mut BodyReader,
+        reader: &mut BodyDecoder,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, BodyError>>> {
         loop {
-            match reader {
-                BodyReader::Done => return Poll::Ready(None),
-                BodyReader::Length(left) if !self.read.is_empty() => {
-                    let n = usize::try_from(*left)
-                        .unwrap_or(usize::MAX)
-                        .min(self.read.len());
-                    let data = self.read.split_to(n).freeze();
-                    *left -= n as u64;
-                    if *left == 0 {
-                        *reader = BodyReader::Done;
+            match reader.decode(&mut self.read) {
+                Ok(Decoded::Data(data)) => {
+                    if reader.is_done() {
                         self.body_ended();
                     }
                     return Poll::Ready(Some(Ok(data)));
                 }
-                BodyReader::Chunked(decoder) if !self.read.is_empty() => {
-                    match decoder.decode(&mut self.read) {
-                        Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(data))),
-                        Ok(Decoded::End) => {
-                            *reader = BodyReader::Done;
-                            self.body_ended();
-                            return Poll::Ready(None);
-                        }
-                        Ok(Decoded::NeedMore) => {}
-                        Err(e) => return Poll::Ready(Some(Err(e.into()))),
-                    }
+                Ok(Decoded::End) => {
+                    self.body_ended();
+                    return Poll::Ready(None);
                 }
-                BodyReader::UntilClose if !self.read.is_empty() => {
-                    return Poll::Ready(Some(Ok(self.read.split().freeze())));
-                }
-                _ => {}
+                Ok(Decoded::NeedMore) => {}
+                Err(e) => return Poll::Ready(Some(Err(e.into()))),
             }
             self.read.reserve(READ_RESERVE);
             match poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
-                Poll::Ready(Ok(0)) => {
-                    if let BodyReader::UntilClose = reader {
-                        *reader = BodyReader::Done;
-                        return Poll::Ready(None);
-                    }
-                    return Poll::Ready(Some(Err(BodyError::Truncated)));
-                }
+                // The connection is gone: never reusable, whatever the body's end.
+                Poll::Ready(Ok(0)) if reader.end_of_input() => return Poll::Ready(None),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Some(Err(BodyError::Truncated))),
                 Poll::Ready(Ok(_)) => {}
             }
         }

@@ -14,7 +14,8 @@ use ironlb_routes::{normalize_path, Backend, BodySize, IngressRef, Match, RouteO
 
 use super::balance::{affine_endpoint, affinity_value, Balancer};
 use super::body::{BodyShared, ClientBody, PooledBody, ProxyBody, UpstreamBody};
-use super::h1pool::{self, BodyReader, H1Pool};
+use super::h1codec::BodyDecoder;
+use super::h1pool::{self, H1Pool};
 use super::headers::{self as hdr, Forwarded};
 use super::upstream::{Upstreams, Wire};
 use crate::metrics::{AccessLogEntry, IngressLabel, Metrics, RequestLabels, ServiceLabel};
@@ -85,7 +86,7 @@ struct SendFailure {
 /// A response head from upstream, with the body still to come.
 enum UpstreamResponse {
     /// From the inline HTTP/1.1 pool.
-    Inline(Response<BodyReader>),
+    Inline(Response<BodyDecoder>),
     /// From hyper-util's client (h2, TLS, upgrades).
     Client(Response<Incoming>),
 }

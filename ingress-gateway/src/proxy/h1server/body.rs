@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
 
 use super::codec::RequestBodyFraming;
-use crate::proxy::h1codec::{ChunkedDecoder, CodecError, Decoded};
+use crate::proxy::h1codec::{BodyDecoder, BodyFraming, Decoded};
 
 /// Bytes kept free in the connection's read buffer before each body read.
 const READ_RESERVE: usize = 16 * 1024;
@@ -75,15 +75,9 @@ pub struct RequestBody {
 #[derive(Debug)]
 pub struct BodyPump {
     shared: Shared,
-    decoder: Decoder,
+    decoder: BodyDecoder,
     /// Bytes of `100 Continue` still to write (the whole of it until the first ask).
     continue_left: usize,
-}
-
-#[derive(Debug)]
-enum Decoder {
-    Length(u64),
-    Chunked(ChunkedDecoder),
 }
 
 /// How the pumping ended.
@@ -101,11 +95,10 @@ pub enum PumpEnd {
 /// `expect_continue`: the client waits for `100 Continue`.
 pub fn channel(framing: RequestBodyFraming, expect_continue: bool) -> (RequestBody, BodyPump) {
     let shared = Shared::default();
-    let (decoder, remaining) = match framing {
-        RequestBodyFraming::Length(n) => (Decoder::Length(n), Some(n)),
-        RequestBodyFraming::Chunked | RequestBodyFraming::Empty => {
-            (Decoder::Chunked(ChunkedDecoder::default()), None)
-        }
+    let (framing, remaining) = match framing {
+        RequestBodyFraming::Length(n) => (BodyFraming::Length(n), Some(n)),
+        RequestBodyFraming::Chunked => (BodyFraming::Chunked, None),
+        RequestBodyFraming::Empty => (BodyFraming::Empty, Some(0)),
     };
     let body = RequestBody {
         shared: shared.clone(),
@@ -113,7 +106,7 @@ pub fn channel(framing: RequestBodyFraming, expect_continue: bool) -> (RequestBo
     };
     let pump = BodyPump {
         shared,
-        decoder,
+        decoder: BodyDecoder::new(framing),
         continue_left: if expect_continue { CONTINUE.len() } else { 0 },
     };
     (body, pump)
@@ -206,12 +199,16 @@ impl BodyPump {
                     }
                 }
             }
-            match self.decode(read) {
-                Ok(Some(piece)) => {
+            match self.decoder.decode(read) {
+                Ok(Decoded::Data(piece)) => {
                     self.deliver(piece);
                     continue;
                 }
-                Ok(None) => {}
+                Ok(Decoded::End) => {
+                    self.deliver(Bytes::new());
+                    continue;
+                }
+                Ok(Decoded::NeedMore) => {}
                 Err(_) => return self.fail(ClientBodyError::Chunked),
             }
             read.reserve(READ_RESERVE);
@@ -224,27 +221,9 @@ impl BodyPump {
         }
     }
 
-    /// The next piece in `read`: `Some(empty)` marks the end, `None` asks for more.
-    fn decode(&mut self, read: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        match &mut self.decoder {
-            Decoder::Length(0) => Ok(Some(Bytes::new())),
-            Decoder::Length(_) if read.is_empty() => Ok(None),
-            Decoder::Length(left) => {
-                let n = usize::try_from(*left).unwrap_or(usize::MAX).min(read.len());
-                *left -= n as u64;
-                Ok(Some(read.split_to(n).freeze()))
-            }
-            Decoder::Chunked(decoder) => match decoder.decode(read)? {
-                Decoded::Data(data) => Ok(Some(data)),
-                Decoded::End => Ok(Some(Bytes::new())),
-                Decoded::NeedMore => Ok(None),
-            },
-        }
-    }
-
     /// Puts a piece (empty: the end) in the slot for the body.
     fn deliver(&mut self, piece: Bytes) {
-        let end = piece.is_empty() || matches!(self.decoder, Decoder::Length(0));
+        let end = self.decoder.is_done();
         let mut slot = lock(&self.shared);
         if !piece.is_empty() {
             slot.piece = Some(Ok(piece));
