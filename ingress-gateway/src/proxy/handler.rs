@@ -147,13 +147,19 @@ pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 struct Record<'a> {
     proxy: &'a Proxy,
     conn: ConnInfo,
-    start: Instant,
-    /// Method, path and query, kept only when access logging is on.
-    logged: Option<(http::Method, Option<http::uri::PathAndQuery>)>,
+    /// Kept only when access logging is on.
+    logged: Option<Logged>,
     out: Outcome,
     request_id: Option<HeaderValue>,
     host: Option<HeaderValue>,
     written: bool,
+}
+
+/// What the access-log line needs from the request itself.
+struct Logged {
+    method: http::Method,
+    path_and_query: Option<http::uri::PathAndQuery>,
+    start: Instant,
 }
 
 impl Record<'_> {
@@ -169,7 +175,12 @@ impl Record<'_> {
         self.proxy
             .metrics
             .observe_request(&labels, self.out.upstream_latency);
-        if let Some((method, path_and_query)) = &self.logged {
+        if let Some(Logged {
+            method,
+            path_and_query,
+            start,
+        }) = &self.logged
+        {
             AccessLogEntry {
                 client: self.conn.client.ip(),
                 method: method.as_str(),
@@ -182,7 +193,7 @@ impl Record<'_> {
                 status,
                 bytes,
                 upstream: self.out.upstream,
-                duration: self.start.elapsed(),
+                duration: start.elapsed(),
                 request_id: self
                     .request_id
                     .as_ref()
@@ -211,11 +222,11 @@ impl Proxy {
         let mut record = Record {
             proxy: self,
             conn,
-            start: Instant::now(),
-            logged: self
-                .settings
-                .access_log
-                .then(|| (req.method().clone(), req.uri().path_and_query().cloned())),
+            logged: self.settings.access_log.then(|| Logged {
+                method: req.method().clone(),
+                path_and_query: req.uri().path_and_query().cloned(),
+                start: Instant::now(),
+            }),
             out: Outcome::default(),
             request_id: None,
             host: None,

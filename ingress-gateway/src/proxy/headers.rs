@@ -1,6 +1,7 @@
 //! Pure header handling: hop-by-hop stripping, X-Forwarded-*, request ids, cookies,
 //! redirect locations.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -125,9 +126,26 @@ pub fn set_forwarded(headers: &mut HeaderMap, f: Forwarded<'_>) {
     headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
 }
 
+/// The client's address as a header value. Clients come back on keep-alive connections
+/// and through few addresses (NAT, an outer load balancer): the last address formatted
+/// is kept per thread rather than formatted again for every request.
 fn ip_value(ip: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
     let ip = ip.to_canonical();
-    HeaderValue::try_from(ip.to_string()).expect("an IP address is a valid header value")
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((seen, value)) if *seen == ip => value.clone(),
+            _ => {
+                let value = HeaderValue::try_from(ip.to_string())
+                    .expect("an IP address is a valid header value");
+                *last = Some((ip, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 /// The request's X-Request-ID, or a new random (UUID v4) one set on `headers`.
@@ -283,6 +301,20 @@ mod tests {
         };
         set_forwarded(&mut h, f);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "192.0.2.7");
+    }
+
+    #[test]
+    fn each_client_gets_its_own_address_whatever_came_before() {
+        for ip in [
+            "192.0.2.7",
+            "2001:db8::1",
+            "2001:db8::1",
+            "192.0.2.7",
+            "::ffff:192.0.2.8",
+        ] {
+            let want = ip.trim_start_matches("::ffff:");
+            assert_eq!(ip_value(ip.parse().unwrap()), want);
+        }
     }
 
     #[test]
