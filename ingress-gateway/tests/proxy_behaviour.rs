@@ -805,6 +805,107 @@ async fn a_slow_upstream_is_504() {
     assert!(r.text().starts_with("504"));
 }
 
+/// An upload slower in total than both timeouts is served while its pieces keep coming
+/// (the timeouts are between pieces, as nginx's); one whose client stops sending is 408.
+#[tokio::test]
+async fn a_slow_upload_that_keeps_moving_is_served_and_a_stalled_one_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/proxy-read-timeout", "1")
+        .annotation("nginx.ingress.kubernetes.io/proxy-send-timeout", "1")
+        .prefix("shop.example.com", "/", "web", 80)]))
+    .await;
+    let head = b"POST /up HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 8\r\n\
+                 Connection: close\r\n\r\n";
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tcp.write_all(head).await.unwrap();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tcp.write_all(b"x").await.unwrap();
+    }
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut got))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&got);
+    assert!(status_line(&reply).starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("\"body_length\": 8"), "{reply}");
+
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tcp.write_all(head).await.unwrap();
+    tcp.write_all(b"xyz").await.unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut got))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&got[..n]);
+    assert!(status_line(&reply).starts_with("HTTP/1.1 408"), "{reply}");
+}
+
+/// A backend that reads a request head and then neither reads nor answers for a while.
+async fn backend_that_stops_reading(then_send: &'static [u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(localhost()).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp.write_all(then_send).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_upstream_that_stops_taking_the_body_is_504() {
+    let port = backend_that_stops_reading(b"").await;
+    let b = Backends::new().raw_service("web", port);
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/proxy-body-size", "64m")
+        .annotation("nginx.ingress.kubernetes.io/proxy-send-timeout", "1")
+        .prefix("shop.example.com", "/", "web", 80)]))
+    .await;
+    let post = Request::post(gw.url("/upload"))
+        .header("host", "shop.example.com")
+        .body(full(vec![b'x'; 32 << 20]))
+        .unwrap();
+    let r = send(&h1_client(), post).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_response_body_that_stops_arriving_is_cut_off_after_the_read_timeout() {
+    let port =
+        backend_that_stops_reading(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234").await;
+    let b = Backends::new().raw_service("web", port);
+    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
+        .annotation("nginx.ingress.kubernetes.io/proxy-read-timeout", "1")
+        .prefix("shop.example.com", "/", "web", 80)]))
+    .await;
+    let resp = tokio::time::timeout(WAIT, h1_client().request(get(&gw, "shop.example.com", "/")))
+        .await
+        .expect("response head in time")
+        .expect("response head");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = tokio::time::timeout(WAIT, resp.into_body().collect())
+        .await
+        .expect("the body ends in time");
+    assert!(body.is_err(), "a cut-off body must not end cleanly");
+}
+
 #[tokio::test]
 async fn an_oversized_body_is_413_declared_or_streamed() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;

@@ -93,12 +93,12 @@ pub const KNOWN: &[Known] = &[
     k(
         "proxy-read-timeout",
         Supported,
-        "seconds, from sending the request to the response head",
+        "seconds, from the end of the request to the response head, and between two reads of the response body",
     ),
     k(
         "proxy-send-timeout",
-        Unsupported,
-        "request bodies stream; sending them falls under proxy-read-timeout",
+        Supported,
+        "seconds, between two pieces of the request body (408 when the client stalls, 504 when the upstream does)",
     ),
     k(
         "whitelist-source-range",
@@ -263,6 +263,8 @@ pub struct RouteOptions {
     pub connect_timeout: Option<Duration>,
     /// `proxy-read-timeout`.
     pub read_timeout: Option<Duration>,
+    /// `proxy-send-timeout`.
+    pub send_timeout: Option<Duration>,
     /// Source ranges.
     pub access: AccessPolicy,
     /// `affinity: cookie` with `session-cookie-name`.
@@ -518,6 +520,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Parsed {
     o.body_size = p.value("proxy-body-size", parse_size);
     o.connect_timeout = p.value("proxy-connect-timeout", parse_seconds);
     o.read_timeout = p.value("proxy-read-timeout", parse_seconds);
+    o.send_timeout = p.value("proxy-send-timeout", parse_seconds);
 
     let allow_key = if p.get("allowlist-source-range").is_some() {
         "allowlist-source-range"

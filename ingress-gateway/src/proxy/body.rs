@@ -4,14 +4,17 @@
 //! response body sent to the client (the upstream's, streamed, or a short page of our
 //! own).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
 
 use super::balance::InflightGuard;
 use super::h1codec::BodyDecoder;
@@ -81,9 +84,46 @@ pub struct BodyShared {
     returned: Mutex<Option<ClientBody>>,
     /// Set when the body went over the limit.
     exceeded: AtomicBool,
+    /// How the sending goes; `None` until the upstream side first asks for a piece.
+    progress: Mutex<Option<Progress>>,
+}
+
+/// Where a request body's sending stands, for the send timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// When a piece last moved: the client sent one, or the upstream side asked for the
+    /// next one (it took the last).
+    pub last: Instant,
+    /// Waiting on the client for the next piece (else on the upstream side to take the
+    /// last one).
+    pub waiting_on_client: bool,
+    /// The whole body was handed over.
+    pub done: bool,
 }
 
 impl BodyShared {
+    /// Where the sending stands.
+    pub fn progress(&self) -> Option<Progress> {
+        *self.progress.lock().expect("body lock")
+    }
+
+    /// Notes a poll of the body: it waits on the client, or a piece (the last one, when
+    /// `done`) moved on.
+    fn note(&self, waiting_on_client: bool, done: bool) {
+        let mut progress = self.progress.lock().expect("body lock");
+        match &*progress {
+            // Polled again while the client still sends nothing: nothing moved.
+            Some(p) if waiting_on_client && p.waiting_on_client => {}
+            _ => {
+                *progress = Some(Progress {
+                    last: Instant::now(),
+                    waiting_on_client,
+                    done,
+                })
+            }
+        }
+    }
+
     /// Takes the returned body back, if the last attempt never read it.
     pub fn take_returned(&self) -> Option<ClientBody> {
         self.returned.lock().expect("body lock").take()
@@ -142,7 +182,16 @@ impl Body for UpstreamBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match Pin::new(inner).poll_frame(cx) {
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
+        if let Some(shared) = &this.shared {
+            match &polled {
+                Poll::Pending => shared.note(true, false),
+                Poll::Ready(Some(Ok(_))) => shared.note(false, inner.is_end_stream()),
+                Poll::Ready(None) => shared.note(false, true),
+                Poll::Ready(Some(Err(_))) => {}
+            }
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
@@ -182,7 +231,11 @@ pub enum ProxyBody {
     Full(Option<Bytes>),
     /// The upstream's body, streamed; the guard ends the endpoint's in-flight count when
     /// the body is done or dropped.
-    Upstream(Incoming, Option<InflightGuard>),
+    Upstream {
+        body: Incoming,
+        guard: Option<InflightGuard>,
+        timer: ReadTimer,
+    },
     /// The upstream's body on an inline-driven pooled HTTP/1.1 connection.
     /// Boxed: the body is moved around by value and this variant would make every
     /// `ProxyBody` as large as itself.
@@ -198,16 +251,18 @@ pub struct PooledBody {
     pool: Arc<H1Pool>,
     endpoint: SocketAddr,
     guard: Option<InflightGuard>,
+    timer: ReadTimer,
 }
 
 impl PooledBody {
-    /// The body `reader` still to be read from `conn`.
+    /// The body `reader` still to be read from `conn`, each piece within `read_timeout`.
     pub fn new(
         reader: BodyDecoder,
         conn: Box<H1Conn>,
         pool: Arc<H1Pool>,
         endpoint: SocketAddr,
         guard: InflightGuard,
+        read_timeout: Duration,
     ) -> Self {
         Self {
             reader,
@@ -215,6 +270,7 @@ impl PooledBody {
             pool,
             endpoint,
             guard: Some(guard),
+            timer: ReadTimer::new(read_timeout),
         }
     }
 
@@ -235,6 +291,54 @@ impl Drop for PooledBody {
 
 /// Error of a response body: the upstream's broke off.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The read timeout between two pieces of an upstream's response body (nginx's
+/// `proxy_read_timeout`): a body that stops arriving for longer is cut off, the client
+/// sees it end short, and the upstream connection is closed.
+#[derive(Debug)]
+pub struct ReadTimer {
+    timeout: Duration,
+    /// Made on the first wait: a body that arrives with its head never needs it.
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl ReadTimer {
+    /// A timer of `timeout` per wait.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    /// Applies the timer to one poll of the body: a piece (or the end) disarms it, a
+    /// wait arms it (from now, on the first wait after a piece); an error once it ran out.
+    fn watch<T>(
+        &mut self,
+        polled: Poll<Option<Result<T, BodyError>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<T, BodyError>>> {
+        if polled.is_ready() {
+            self.armed = false;
+            return polled;
+        }
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(self.timeout)));
+        if !self.armed {
+            sleep.as_mut().reset(Instant::now() + self.timeout);
+            self.armed = true;
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(
+                "the upstream timed out sending the response body".into(),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 impl ProxyBody {
     /// A gateway-made body.
@@ -258,22 +362,23 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Upstream(inner, guard) => {
-                let polled = Pin::new(inner).poll_frame(cx);
+            ProxyBody::Upstream { body, guard, timer } => {
+                let polled = timer.watch(Pin::new(body).poll_frame(cx).map_err(Into::into), cx);
                 if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
                     guard.take();
                 }
-                polled.map_err(Into::into)
+                polled
             }
             ProxyBody::Pooled(p) => {
                 let Some(conn) = p.conn.as_mut() else {
                     return Poll::Ready(None);
                 };
-                let polled = conn.poll_body(&mut p.reader, cx);
+                let polled = conn.poll_body(&mut p.reader, cx).map_err(Into::into);
+                let polled = p.timer.watch(polled, cx);
                 if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
                     p.finish();
                 }
-                polled.map(|o| o.map(|r| r.map(Frame::data).map_err(Into::into)))
+                polled.map(|o| o.map(|r| r.map(Frame::data)))
             }
         }
     }
@@ -281,7 +386,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Upstream(inner, _) => inner.is_end_stream(),
+            ProxyBody::Upstream { body, .. } => body.is_end_stream(),
             ProxyBody::Pooled(p) => p.reader.is_done(),
         }
     }
@@ -289,7 +394,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Upstream(inner, _) => inner.size_hint(),
+            ProxyBody::Upstream { body, .. } => body.size_hint(),
             ProxyBody::Pooled(p) => p
                 .reader
                 .exact_len()

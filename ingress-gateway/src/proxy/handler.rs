@@ -1,8 +1,11 @@
 //! One request through the gateway: route, policy answers (redirects, 403, 413),
 //! endpoint choice, forwarding with retries, response fix-ups, metrics and access log.
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,7 +16,9 @@ use hyper::body::Incoming;
 use ironlb_routes::{normalize_path, Backend, BodySize, IngressRef, Match, RouteOptions};
 
 use super::balance::{affine_endpoint, affinity_value, Balancer};
-use super::body::{BodyShared, ClientBody, PooledBody, ProxyBody, UpstreamBody};
+use super::body::{
+    BodyShared, ClientBody, PooledBody, Progress, ProxyBody, ReadTimer, UpstreamBody,
+};
 use super::h1codec::BodyDecoder;
 use super::h1pool::{self, H1Pool};
 use super::headers::{self as hdr, Forwarded};
@@ -37,8 +42,11 @@ pub struct ConnInfo {
 pub struct Settings {
     /// Body limit when a route sets none.
     pub default_body_limit: u64,
-    /// Upstream response-head timeout when a route sets none.
+    /// Upstream read timeout when a route sets none: from the end of the request to the
+    /// response head, and between two pieces of the response body.
     pub read_timeout: Duration,
+    /// Request body send timeout when a route sets none: between two pieces.
+    pub send_timeout: Duration,
     /// Upstream connect timeout when a route sets none.
     pub connect_timeout: Duration,
     /// Connect attempts per request (on different endpoints when there are several).
@@ -461,6 +469,10 @@ impl Proxy {
         let mut tried: Vec<usize> = Vec::new();
         let attempts = self.settings.connect_attempts.max(1).min(endpoints.len());
         let read_timeout = options.read_timeout.unwrap_or(self.settings.read_timeout);
+        let timeouts = Timeouts {
+            send: options.send_timeout.unwrap_or(self.settings.send_timeout),
+            read: read_timeout,
+        };
         let connect_timeout = options
             .connect_timeout
             .unwrap_or(self.settings.connect_timeout);
@@ -537,20 +549,31 @@ impl Proxy {
 
             let guard = self.balancer.start(endpoint);
             let sent = Instant::now();
+            let has_body = !up.body().is_end_stream();
             let result = match conn.as_mut() {
-                Some(c) => tokio::time::timeout(read_timeout, c.send(up))
+                Some(c) => awaiting_head(c.send(up), &shared, has_body, timeouts)
                     .await
                     .map(|r| r.map(UpstreamResponse::Inline).map_err(SendFailure::h1)),
-                None => tokio::time::timeout(
-                    read_timeout,
+                None => awaiting_head(
                     self.upstreams.request(wire, options.connect_timeout, up),
+                    &shared,
+                    has_body,
+                    timeouts,
                 )
                 .await
                 .map(|r| r.map(UpstreamResponse::Client).map_err(SendFailure::pooled)),
             };
             out.upstream_latency = Some(sent.elapsed());
             let resp = match result {
-                Err(_) => return page(StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+                Err(Stall::Client) => {
+                    return page(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the request body stopped arriving",
+                    )
+                }
+                Err(Stall::Upstream) => {
+                    return page(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
+                }
                 Ok(Err(f)) if f.connect => {
                     tracing::debug!(%endpoint, error = %f.error, "upstream connect failed");
                     last_connect_error = Some(f.error);
@@ -590,14 +613,26 @@ impl Proxy {
                         return Response::from_parts(parts, ProxyBody::empty());
                     }
                     let (parts, rbody) = resp.into_parts();
-                    (parts, ProxyBody::Upstream(rbody, Some(guard)))
+                    let body = ProxyBody::Upstream {
+                        body: rbody,
+                        guard: Some(guard),
+                        timer: ReadTimer::new(read_timeout),
+                    };
+                    (parts, body)
                 }
                 UpstreamResponse::Inline(resp) => {
                     let (parts, reader) = resp.into_parts();
                     let Some(conn) = conn else {
                         unreachable!("an inline exchange has its connection");
                     };
-                    let body = PooledBody::new(reader, conn, self.h1.clone(), endpoint, guard);
+                    let body = PooledBody::new(
+                        reader,
+                        conn,
+                        self.h1.clone(),
+                        endpoint,
+                        guard,
+                        read_timeout,
+                    );
                     (parts, ProxyBody::Pooled(Box::new(body)))
                 }
             };
@@ -621,6 +656,73 @@ impl Proxy {
         }
         page(StatusCode::BAD_GATEWAY, "upstream connection failed")
     }
+}
+
+/// The upstream timeouts of a request (nginx's `proxy_send_timeout` and
+/// `proxy_read_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timeouts {
+    /// Between two pieces of the request body.
+    send: Duration,
+    /// From the end of the request to the response head (and, in the response body,
+    /// between two pieces).
+    read: Duration,
+}
+
+/// Who let an exchange stall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    /// The client stopped sending its request body (408).
+    Client,
+    /// The upstream stopped taking the request body or did not answer (504).
+    Upstream,
+}
+
+/// Until when an upstream exchange may wait for its response head, and who is to blame
+/// if it runs out: while the request body is on its way, `send` from the last piece that
+/// moved (from `started` until the first); once the body is through, `read` from then.
+fn head_deadline(
+    progress: Option<Progress>,
+    started: tokio::time::Instant,
+    t: Timeouts,
+) -> (tokio::time::Instant, Stall) {
+    match progress {
+        None => (started + t.send, Stall::Upstream),
+        Some(p) if p.done => (p.last + t.read, Stall::Upstream),
+        Some(p) if p.waiting_on_client => (p.last + t.send, Stall::Client),
+        Some(p) => (p.last + t.send, Stall::Upstream),
+    }
+}
+
+/// Awaits an upstream exchange's response head under the request's timeouts (see
+/// [`head_deadline`]; a request without a body waits `read` for it). The body moves on
+/// the upstream side's own task when hyper's client sends it, so the deadline is
+/// looked at again whenever the timer fires, not only when this task is woken.
+async fn awaiting_head<F: Future>(
+    exchange: F,
+    shared: &BodyShared,
+    has_body: bool,
+    t: Timeouts,
+) -> Result<F::Output, Stall> {
+    if !has_body {
+        return tokio::time::timeout(t.read, exchange)
+            .await
+            .map_err(|_| Stall::Upstream);
+    }
+    let started = tokio::time::Instant::now();
+    let mut exchange = pin!(exchange);
+    let mut timer = pin!(tokio::time::sleep(t.send));
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = exchange.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        let (deadline, stall) = head_deadline(shared.progress(), started, t);
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx).map(|()| Err(stall))
+    })
+    .await
 }
 
 fn upstream_uri(wire: Wire, endpoint: SocketAddr, pq: &Bytes) -> Option<Uri> {
@@ -660,5 +762,43 @@ fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
             StatusCode::INTERNAL_SERVER_ERROR,
             "invalid redirect location",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_deadline_follows_the_body_then_the_read_timeout() {
+        let t = Timeouts {
+            send: Duration::from_secs(2),
+            read: Duration::from_secs(7),
+        };
+        let start = tokio::time::Instant::now();
+        let at = |s| start + Duration::from_secs(s);
+        let progress = |last, waiting_on_client, done| {
+            Some(Progress {
+                last: at(last),
+                waiting_on_client,
+                done,
+            })
+        };
+        // Nothing asked for yet: the upstream side has `send` to start taking the body.
+        assert_eq!(head_deadline(None, start, t), (at(2), Stall::Upstream));
+        // Each piece that moves pushes the deadline; who is waited on takes the blame.
+        assert_eq!(
+            head_deadline(progress(5, true, false), start, t),
+            (at(7), Stall::Client)
+        );
+        assert_eq!(
+            head_deadline(progress(5, false, false), start, t),
+            (at(7), Stall::Upstream)
+        );
+        // The body is through: the head has `read` from then.
+        assert_eq!(
+            head_deadline(progress(9, false, true), start, t),
+            (at(16), Stall::Upstream)
+        );
     }
 }

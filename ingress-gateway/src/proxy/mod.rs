@@ -23,6 +23,12 @@
 //! default `proxy-ssl-verify off`) and WebSocket upgrades over hyper-util's pooled
 //! client (`upstream`). A connect failure is retried on another endpoint (up to
 //! `connect_attempts`); the request body, if not yet read, goes with the retry.
+//! Upstream timeouts are nginx's, between events rather than over a whole exchange (so a
+//! long upload or a long streamed answer lives as long as it keeps moving):
+//! `send_timeout` between two pieces of a request body (408 when the client stopped
+//! sending, 504 when the upstream stopped taking), `read_timeout` from the end of the
+//! request to the response head (504) and between two pieces of the response body (cut
+//! off); per route by `proxy-send-timeout` / `proxy-read-timeout`.
 
 mod balance;
 mod body;
@@ -128,8 +134,12 @@ pub struct ProxyConfig {
     pub default_body_limit: u64,
     /// Upstream connect timeout when a route sets no `proxy-connect-timeout`.
     pub connect_timeout: Duration,
-    /// Time to the upstream response head when a route sets no `proxy-read-timeout`.
+    /// Upstream read timeout when a route sets no `proxy-read-timeout`: from the end of
+    /// the request to the response head, and between two pieces of the response body.
     pub read_timeout: Duration,
+    /// Time allowed between two pieces of a request body when a route sets no
+    /// `proxy-send-timeout` (the client sending it or the upstream taking it).
+    pub send_timeout: Duration,
     /// Connect attempts per request, each to another endpoint when possible.
     pub connect_attempts: usize,
     /// `Strict-Transport-Security` value added to TLS responses (`None` = no HSTS).
@@ -142,7 +152,7 @@ pub struct ProxyConfig {
 
 impl ProxyConfig {
     /// The defaults of the command line (ingress-nginx's where it has one: connect 5 s,
-    /// read 60 s, HSTS `max-age=31536000; includeSubDomains`), without listeners.
+    /// read and send 60 s, HSTS `max-age=31536000; includeSubDomains`), without listeners.
     pub fn new() -> ProxyConfig {
         ProxyConfig {
             http: None,
@@ -155,6 +165,7 @@ impl ProxyConfig {
             default_body_limit: 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             connect_attempts: 3,
             hsts: Some("max-age=31536000; includeSubDomains".to_string()),
             access_log: false,
@@ -234,6 +245,7 @@ pub async fn serve(
         settings: Settings {
             default_body_limit: cfg.default_body_limit,
             read_timeout: cfg.read_timeout,
+            send_timeout: cfg.send_timeout,
             connect_timeout: cfg.connect_timeout,
             connect_attempts: cfg.connect_attempts,
             https_port: cfg

@@ -65,14 +65,14 @@ fn unsupported_annotations_give_one_diagnostic_per_ingress_and_unknown_ones_none
     let p = parsed(&[
         ("nginx.ingress.kubernetes.io/enable-cors", "true"),
         ("nginx.ingress.kubernetes.io/limit-rps", "5"),
-        ("nginx.ingress.kubernetes.io/proxy-send-timeout", "30"),
+        ("nginx.ingress.kubernetes.io/auth-url", "http://auth"),
         ("nginx.ingress.kubernetes.io/no-such-thing", "1"),
         ("example.com/enable-cors", "true"),
     ]);
     assert_eq!(reasons(&p), [Reason::UnsupportedAnnotation]);
     let message = &p.problems[0].1;
     assert!(message.contains("enable-cors") && message.contains("limit-rps"));
-    assert!(message.contains("proxy-send-timeout"));
+    assert!(message.contains("auth-url"));
     assert!(!message.contains("no-such-thing"));
 }
 
@@ -96,9 +96,11 @@ fn timeouts_are_seconds() {
     let p = parsed(&[
         ("nginx.ingress.kubernetes.io/proxy-connect-timeout", "5"),
         ("nginx.ingress.kubernetes.io/proxy-read-timeout", "0"),
+        ("nginx.ingress.kubernetes.io/proxy-send-timeout", "120"),
     ]);
     assert_eq!(p.options.connect_timeout, Some(Duration::from_secs(5)));
     assert_eq!(p.options.read_timeout, None);
+    assert_eq!(p.options.send_timeout, Some(Duration::from_secs(120)));
     assert_eq!(reasons(&p), [Reason::InvalidAnnotation]);
 }
 
