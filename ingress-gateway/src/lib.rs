@@ -82,6 +82,12 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
+    /// An HTTP/1.1 client that takes none of its response for this long is disconnected
+    /// (nginx's `send_timeout`: a slow reader cannot hold a connection and its upstream
+    /// for ever).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub client_send_timeout: Duration,
+
     /// HTTP/2 connections are pinged after this long idle; pooled upstream connections
     /// idle longer are closed.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]

@@ -906,6 +906,58 @@ async fn a_response_body_that_stops_arriving_is_cut_off_after_the_read_timeout()
     assert!(body.is_err(), "a cut-off body must not end cleanly");
 }
 
+/// A client that takes none of a large response is disconnected after
+/// `client_send_timeout` instead of holding its connection and the upstream's for ever.
+#[tokio::test]
+async fn a_client_that_stops_reading_its_response_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: usize = 64 << 20;
+    let reply: &'static [u8] = Box::leak(
+        [
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes(),
+            vec![b'x'; BODY],
+        ]
+        .concat()
+        .into_boxed_slice(),
+    );
+    let port = backend_that_stops_reading(reply).await;
+    let b = Backends::new().raw_service("web", port);
+    let mut cfg = ProxyConfig::new();
+    cfg.client_send_timeout = Duration::from_secs(1);
+    let gw = Gateway::start_with(
+        &b.inputs(vec![ingress("shop").prefix(
+            "shop.example.com",
+            "/",
+            "web",
+            80,
+        )]),
+        cfg,
+    )
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tcp.write_all(b"GET /big HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    // Takes nothing for well over the timeout, then reads what there is.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection must end");
+    assert!(
+        got < BODY,
+        "the gateway must have given up: {got} bytes arrived"
+    );
+}
+
 #[tokio::test]
 async fn an_oversized_body_is_413_declared_or_streamed() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;

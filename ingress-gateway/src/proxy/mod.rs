@@ -13,6 +13,8 @@
 //! `header_read_timeout` (the first bytes of a connection, read here to tell HTTP/1 from
 //! HTTP/2; HTTP/1: from the end of a response to the end of the next request head, so
 //! it also bounds how long an idle keep-alive connection waits; TLS: the handshake),
+//! `client_send_timeout` (HTTP/1: a client that takes none of its response for that long
+//! is disconnected),
 //! `idle_timeout` (HTTP/2: keep-alive pings every `idle_timeout`, a connection that does
 //! not answer within 20 s is closed; upstream pools: idle connections older than it are
 //! not reused).
@@ -128,6 +130,8 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// Time to read a request's headers (and a TLS handshake).
     pub header_read_timeout: Duration,
+    /// HTTP/1.1: time a client may take none of its response before it is disconnected.
+    pub client_send_timeout: Duration,
     /// Idle timeout (HTTP/2 keep-alive pings; upstream pool idle connections).
     pub idle_timeout: Duration,
     /// Request body limit when a route sets no `proxy-body-size`.
@@ -161,6 +165,7 @@ impl ProxyConfig {
             max_connections: 16384,
             max_header_bytes: 32 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            client_send_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             default_body_limit: 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
@@ -181,6 +186,7 @@ impl ProxyConfig {
             max_connections: args.max_connections,
             max_header_bytes: args.max_header_bytes,
             header_read_timeout: args.header_read_timeout,
+            client_send_timeout: args.client_send_timeout,
             idle_timeout: args.idle_timeout,
             default_body_limit: args.default_body_limit,
             access_log: args.access_log,
@@ -282,6 +288,7 @@ pub async fn serve(
         h1: H1Settings {
             max_header_bytes: cfg.max_header_bytes,
             header_read_timeout: cfg.header_read_timeout,
+            client_send_timeout: cfg.client_send_timeout,
         },
         limit: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
         metrics,

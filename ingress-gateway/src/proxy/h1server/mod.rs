@@ -52,6 +52,8 @@ pub struct H1Settings {
     /// Time from the end of a response (or the connection's start) to the end of the
     /// next request head.
     pub header_read_timeout: Duration,
+    /// Time a client may take none of its response (nginx's `send_timeout`).
+    pub client_send_timeout: Duration,
 }
 
 /// Bytes read at once while a connection has nothing buffered (on the stack: an idle
@@ -104,7 +106,8 @@ pub async fn serve<S>(
         };
         // Boxed: the proxy's request future is large and lives only while a request
         // does; the connection's own task stays small while it idles.
-        match Box::pin(exchange(&mut io, &mut read, head, conn, proxy, drain)).await {
+        let exchanging = exchange(&mut io, &mut read, head, conn, proxy, settings, drain);
+        match Box::pin(exchanging).await {
             Next::KeepAlive => {
                 if read.is_empty() {
                     // Let go of the buffer (it may share an allocation with the last
@@ -203,6 +206,7 @@ async fn exchange<S>(
     head: RequestHead,
     conn: ConnInfo,
     proxy: &Proxy,
+    settings: H1Settings,
     drain: &CancellationToken,
 ) -> Next
 where
@@ -275,6 +279,7 @@ where
         (false, _) => ConnectionField::Omit,
     };
     let mut writer = ResponseWriter::new(&parts, framing, connection);
+    let mut slow_reader = SlowReader::new(settings.client_send_timeout);
     let written = poll_fn(|cx| {
         let written = writer.poll_write(cx, io, Pin::new(&mut body));
         pumping.poll(cx, io, read);
@@ -282,6 +287,12 @@ where
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "the client closed the connection during the response",
+            )));
+        }
+        if written.is_pending() && slow_reader.poll_expired(cx, &writer) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took none of its response in time",
             )));
         }
         written
@@ -362,12 +373,53 @@ impl Pumping {
     }
 }
 
+/// The client send timeout of a response: runs while the writer waits on the client's
+/// socket (not on the upstream's body), from the last write that took bytes.
+struct SlowReader {
+    timeout: Duration,
+    /// Made on the first wait: most responses go out in one write.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// `ResponseWriter::written` when the timer was armed; `None`: not armed.
+    armed_at: Option<u64>,
+}
+
+impl SlowReader {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            sleep: None,
+            armed_at: None,
+        }
+    }
+
+    /// Whether the client took nothing for the whole timeout (the writer is pending).
+    fn poll_expired(&mut self, cx: &mut Context<'_>, writer: &ResponseWriter) -> bool {
+        if !writer.waiting_on_client() {
+            self.armed_at = None;
+            return false;
+        }
+        if self.armed_at != Some(writer.written) {
+            let deadline = Instant::now() + self.timeout;
+            match &mut self.sleep {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed_at = Some(writer.written);
+        }
+        self.sleep
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    }
+}
+
 /// Writes a response head and streams its body.
 struct ResponseWriter {
     /// Bytes to write: the head, then gathered body pieces with their framing.
     out: Vec<u8>,
     /// How much of `out` is written.
     at: usize,
+    /// Bytes written to the client so far.
+    written: u64,
     framing: ResponseFraming,
     /// Body bytes taken so far (checked against a Content-Length).
     sent: u64,
@@ -393,6 +445,7 @@ impl ResponseWriter {
         Self {
             out,
             at: 0,
+            written: 0,
             framing,
             sent: 0,
             body_done: framing == ResponseFraming::NoBody,
@@ -433,7 +486,10 @@ impl ResponseWriter {
             while self.at < self.out.len() {
                 match Pin::new(&mut *io).poll_write(cx, &self.out[self.at..]) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => self.at += n,
+                    Poll::Ready(Ok(n)) => {
+                        self.at += n;
+                        self.written += n as u64;
+                    }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => return Poll::Pending,
                 }
@@ -444,6 +500,11 @@ impl ResponseWriter {
                 return Pin::new(&mut *io).poll_flush(cx);
             }
         }
+    }
+
+    /// Whether bytes wait for the client's socket (rather than the writer for the body).
+    fn waiting_on_client(&self) -> bool {
+        self.at < self.out.len()
     }
 
     /// Appends a body piece with its framing.
