@@ -195,9 +195,24 @@ async fn shop_web(b: &Backends, cfg: ProxyConfig) -> Gateway {
 
 /// `shop_web` in front of a backend of the test's own on 127.0.0.1:`port`.
 async fn shop_web_on(port: u16) -> Gateway {
-    shop_web(
-        &Backends::new().raw_service("web", port),
-        ProxyConfig::new(),
+    shop_web_on_annotated(port, &[], ProxyConfig::new()).await
+}
+
+/// `shop_web_on` with `annotations` on the Ingress (names after
+/// `nginx.ingress.kubernetes.io/`).
+async fn shop_web_on_annotated(
+    port: u16,
+    annotations: &[(&str, &str)],
+    cfg: ProxyConfig,
+) -> Gateway {
+    let b = Backends::new().raw_service("web", port);
+    let mut shop = ingress("shop");
+    for (name, value) in annotations {
+        shop = shop.annotation(&format!("nginx.ingress.kubernetes.io/{name}"), value);
+    }
+    Gateway::start_with(
+        &b.inputs(vec![shop.prefix("shop.example.com", "/", "web", 80)]),
+        cfg,
     )
     .await
 }
@@ -704,11 +719,10 @@ async fn broken_upstream_responses_are_502_and_a_truncated_body_is_cut_off() {
     assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok"));
 }
 
-#[tokio::test]
-async fn a_backend_answering_before_it_reads_the_body_is_heard() {
+/// A backend that reads a request head only, writes `reply`, and then holds the
+/// connection for `hold` without reading more.
+async fn head_only_backend(reply: &'static [u8], hold: Duration) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // Reads the head only, answers 413 and waits before closing; the gateway is still
-    // sending a body the backend never reads.
     let listener = tokio::net::TcpListener::bind(localhost()).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -722,18 +736,24 @@ async fn a_backend_answering_before_it_reads_the_body_is_heard() {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let reply =
-                    b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig";
                 let _ = tcp.write_all(reply).await;
-                tokio::time::sleep(Duration::from_secs(3)).await;
+                tokio::time::sleep(hold).await;
             });
         }
     });
-    let b = Backends::new().raw_service("web", port);
-    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
-        .annotation("nginx.ingress.kubernetes.io/proxy-body-size", "64m")
-        .prefix("shop.example.com", "/", "web", 80)]))
+    port
+}
+
+#[tokio::test]
+async fn a_backend_answering_before_it_reads_the_body_is_heard() {
+    // Answers 413 after the head; the gateway is still sending a body the backend never
+    // reads.
+    let port = head_only_backend(
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig",
+        Duration::from_secs(3),
+    )
     .await;
+    let gw = shop_web_on_annotated(port, &[("proxy-body-size", "64m")], ProxyConfig::new()).await;
     let post = Request::post(gw.url("/upload"))
         .header("host", "shop.example.com")
         .body(full(vec![b'x'; 32 << 20]))
@@ -845,39 +865,11 @@ async fn a_slow_upload_that_keeps_moving_is_served_and_a_stalled_one_is_408() {
     assert!(status_line(&reply).starts_with("HTTP/1.1 408"), "{reply}");
 }
 
-/// A backend that reads a request head and then neither reads nor answers for a while.
-async fn backend_that_stops_reading(then_send: &'static [u8]) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(localhost()).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tcp.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = tcp.write_all(then_send).await;
-                tokio::time::sleep(Duration::from_secs(60)).await;
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn an_upstream_that_stops_taking_the_body_is_504() {
-    let port = backend_that_stops_reading(b"").await;
-    let b = Backends::new().raw_service("web", port);
-    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
-        .annotation("nginx.ingress.kubernetes.io/proxy-body-size", "64m")
-        .annotation("nginx.ingress.kubernetes.io/proxy-send-timeout", "1")
-        .prefix("shop.example.com", "/", "web", 80)]))
-    .await;
+    let port = head_only_backend(b"", Duration::from_secs(60)).await;
+    let annotations = [("proxy-body-size", "64m"), ("proxy-send-timeout", "1")];
+    let gw = shop_web_on_annotated(port, &annotations, ProxyConfig::new()).await;
     let post = Request::post(gw.url("/upload"))
         .header("host", "shop.example.com")
         .body(full(vec![b'x'; 32 << 20]))
@@ -888,13 +880,12 @@ async fn an_upstream_that_stops_taking_the_body_is_504() {
 
 #[tokio::test]
 async fn a_response_body_that_stops_arriving_is_cut_off_after_the_read_timeout() {
-    let port =
-        backend_that_stops_reading(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234").await;
-    let b = Backends::new().raw_service("web", port);
-    let gw = Gateway::start(&b.inputs(vec![ingress("shop")
-        .annotation("nginx.ingress.kubernetes.io/proxy-read-timeout", "1")
-        .prefix("shop.example.com", "/", "web", 80)]))
+    let port = head_only_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234",
+        Duration::from_secs(60),
+    )
     .await;
+    let gw = shop_web_on_annotated(port, &[("proxy-read-timeout", "1")], ProxyConfig::new()).await;
     let resp = tokio::time::timeout(WAIT, h1_client().request(get(&gw, "shop.example.com", "/")))
         .await
         .expect("response head in time")
@@ -920,20 +911,10 @@ async fn a_client_that_stops_reading_its_response_is_disconnected() {
         .concat()
         .into_boxed_slice(),
     );
-    let port = backend_that_stops_reading(reply).await;
-    let b = Backends::new().raw_service("web", port);
+    let port = head_only_backend(reply, Duration::from_secs(60)).await;
     let mut cfg = ProxyConfig::new();
     cfg.client_send_timeout = Duration::from_secs(1);
-    let gw = Gateway::start_with(
-        &b.inputs(vec![ingress("shop").prefix(
-            "shop.example.com",
-            "/",
-            "web",
-            80,
-        )]),
-        cfg,
-    )
-    .await;
+    let gw = shop_web_on_annotated(port, &[], cfg).await;
     let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
     tcp.write_all(b"GET /big HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
         .await
