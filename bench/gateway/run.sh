@@ -14,14 +14,17 @@
 # every host). Prints rps, p50, p99 (h2load: mean and max), RSS after
 # the run, CPU per request split into user and kernel time, how busy the load core was,
 # and the ratio ironlb/nginx; then ROUNDS (6) interleaved ROUND_S (3) s HTTP/1.1 rounds
-# per connection count, with each proxy's lowest CPU per request and median rps.
+# per connection count, with each proxy's lowest CPU per request and median rps; then
+# latency at one fixed rate for both (h2load --h1, 64 connections x RATE (300) requests/s
+# each, ROUNDS interleaved rounds of ROUND_S s; medians of p50, p99, p99.9).
 #
-# Reading it: on loopback most of a proxy's CPU is the kernel's TCP work (the same four
-# socket calls per request for both); user time is what the proxy's own code costs.
-# When the load core is near 100 % busy, wrk and the echo backend, not the proxy, set the
-# requests/s, and the rps ratio cannot show more than the load side allows: then CPU per
-# request is the comparison of the proxies.
-# Bounded: about 8 x DURATION + 4 x ROUNDS x ROUND_S s plus build time.
+# Reading it: on loopback most of a proxy's CPU is the kernel's TCP work (two reads and
+# two writes per request, plus what nginx adds); user time is what the proxy's own code
+# costs. When the load core is near 100 % busy, wrk and the echo backend, not the proxy,
+# set the requests/s, and the rps ratio cannot show more than the load side allows:
+# then CPU per request is the comparison of the proxies, and the fixed-rate latencies
+# (same offered load, load core not saturated) the comparison of their tails.
+# Bounded: about 8 x DURATION + 6 x ROUNDS x ROUND_S s plus build time.
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -175,3 +178,32 @@ for conns in 64 256; do
         "$(ratio "$(median_of "$TMP/rounds.ironlb" 2)" "$(median_of "$TMP/rounds.nginx" 2)")x" \
         "$(ratio "$(median_of "$TMP/rounds.ironlb" 4)" "$(median_of "$TMP/rounds.nginx" 4)")x"
 done
+
+# Fixed rate: both proxies get the same offered load, below what the load core can
+# generate, so the latency is the proxies' own rather than wrk's queueing.
+RATE=${RATE:-300}
+fixed_rate() { # url -> "p50 p99 p99.9" in ms over the successful requests
+    rm -f "$TMP/lat.log"
+    timeout $((ROUND_S * 4 + 10)) taskset -c "$LOAD_CPU" h2load --h1 -c 64 --rps "$RATE" \
+        -n $((64 * RATE * ROUND_S)) --log-file "$TMP/lat.log" "$1" >"$TMP/rate.out" 2>&1 </dev/null || true
+    { grep -E "^requests:" "$TMP/rate.out" || echo "requests: h2load did not run"; } | awk '$10 + 0 > 0 || NF < 10 { print "    warning: " $0 }' >&2
+    awk -F'\t' '$2 >= 200 && $2 < 300 { print $3 }' "$TMP/lat.log" | sort -n |
+        awk 'function at(q) { i = int(NR * q); if (i < 1) i = 1; return a[i] / 1000 }
+             { a[NR] = $1 }
+             END { if (NR == 0) print "n/a n/a n/a"; else printf "%.2f %.2f %.2f\n", at(0.5), at(0.99), at(0.999) }'
+}
+printf '\n%-22s %-8s %10s %10s %10s  (%s interleaved rounds of %s s, median of each)\n' \
+    "h1 fixed $((64 * RATE))/s" "proxy" "p50 ms" "p99 ms" "p99.9 ms" "$ROUNDS" "$ROUND_S"
+: >"$TMP/rate.nginx"; : >"$TMP/rate.ironlb"
+for _ in $(seq 1 "$ROUNDS"); do
+    fixed_rate "http://$NGINX_H1/" >>"$TMP/rate.nginx"
+    fixed_rate "http://$IRONLB/" >>"$TMP/rate.ironlb"
+done
+for p in nginx ironlb; do
+    printf '%-22s %-8s %10s %10s %10s\n' "h1 fixed $((64 * RATE))/s" "$p" "$(median_of "$TMP/rate.$p" 1)" \
+        "$(median_of "$TMP/rate.$p" 2)" "$(median_of "$TMP/rate.$p" 3)"
+done
+printf '%-22s %-8s %10s %10s %10s\n' "h1 fixed $((64 * RATE))/s" ratio \
+    "$(ratio "$(median_of "$TMP/rate.ironlb" 1)" "$(median_of "$TMP/rate.nginx" 1)")x" \
+    "$(ratio "$(median_of "$TMP/rate.ironlb" 2)" "$(median_of "$TMP/rate.nginx" 2)")x" \
+    "$(ratio "$(median_of "$TMP/rate.ironlb" 3)" "$(median_of "$TMP/rate.nginx" 3)")x"
