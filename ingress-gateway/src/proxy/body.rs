@@ -4,7 +4,6 @@
 //! response body sent to the client (the upstream's, streamed, or a short page of our
 //! own).
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,12 +13,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::balance::InflightGuard;
 use super::h1codec::BodyDecoder;
 use super::h1pool::{H1Conn, H1Pool};
 use super::h1server::RequestBody;
+use super::inactivity::InactivityTimer;
 use std::net::SocketAddr;
 
 /// A request body as the client sends it.
@@ -234,7 +234,8 @@ pub enum ProxyBody {
     Upstream {
         body: Incoming,
         guard: Option<InflightGuard>,
-        timer: ReadTimer,
+        /// Between two pieces (`proxy-read-timeout`).
+        timer: InactivityTimer,
     },
     /// The upstream's body on an inline-driven pooled HTTP/1.1 connection.
     /// Boxed: the body is moved around by value and this variant would make every
@@ -251,7 +252,8 @@ pub struct PooledBody {
     pool: Arc<H1Pool>,
     endpoint: SocketAddr,
     guard: Option<InflightGuard>,
-    timer: ReadTimer,
+    /// Between two pieces (`proxy-read-timeout`).
+    timer: InactivityTimer,
 }
 
 impl PooledBody {
@@ -270,7 +272,7 @@ impl PooledBody {
             pool,
             endpoint,
             guard: Some(guard),
-            timer: ReadTimer::new(read_timeout),
+            timer: InactivityTimer::new(read_timeout),
         }
     }
 
@@ -295,49 +297,21 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 /// The read timeout between two pieces of an upstream's response body (nginx's
 /// `proxy_read_timeout`): a body that stops arriving for longer is cut off, the client
 /// sees it end short, and the upstream connection is closed.
-#[derive(Debug)]
-pub struct ReadTimer {
-    timeout: Duration,
-    /// Made on the first wait: a body that arrives with its head never needs it.
-    sleep: Option<Pin<Box<Sleep>>>,
-    armed: bool,
-}
-
-impl ReadTimer {
-    /// A timer of `timeout` per wait.
-    pub fn new(timeout: Duration) -> Self {
-        Self {
-            timeout,
-            sleep: None,
-            armed: false,
-        }
+fn read_timeout<T>(
+    timer: &mut InactivityTimer,
+    polled: Poll<Option<Result<T, BodyError>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<T, BodyError>>> {
+    if polled.is_ready() {
+        timer.progressed();
+        return polled;
     }
-
-    /// Applies the timer to one poll of the body: a piece (or the end) disarms it, a
-    /// wait arms it (from now, on the first wait after a piece); an error once it ran out.
-    fn watch<T>(
-        &mut self,
-        polled: Poll<Option<Result<T, BodyError>>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<T, BodyError>>> {
-        if polled.is_ready() {
-            self.armed = false;
-            return polled;
-        }
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(self.timeout)));
-        if !self.armed {
-            sleep.as_mut().reset(Instant::now() + self.timeout);
-            self.armed = true;
-        }
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(
-                "the upstream timed out sending the response body".into(),
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
+    if timer.poll_expired(cx) {
+        return Poll::Ready(Some(Err(
+            "the upstream timed out sending the response body".into(),
+        )));
     }
+    Poll::Pending
 }
 
 impl ProxyBody {
@@ -363,7 +337,8 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream { body, guard, timer } => {
-                let polled = timer.watch(Pin::new(body).poll_frame(cx).map_err(Into::into), cx);
+                let polled = Pin::new(body).poll_frame(cx).map_err(Into::into);
+                let polled = read_timeout(timer, polled, cx);
                 if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
                     guard.take();
                 }
@@ -374,7 +349,7 @@ impl Body for ProxyBody {
                     return Poll::Ready(None);
                 };
                 let polled = conn.poll_body(&mut p.reader, cx).map_err(Into::into);
-                let polled = p.timer.watch(polled, cx);
+                let polled = read_timeout(&mut p.timer, polled, cx);
                 if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
                     p.finish();
                 }

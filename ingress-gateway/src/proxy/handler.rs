@@ -16,12 +16,11 @@ use hyper::body::Incoming;
 use ironlb_routes::{normalize_path, Backend, BodySize, IngressRef, Match, RouteOptions};
 
 use super::balance::{affine_endpoint, affinity_value, Balancer};
-use super::body::{
-    BodyShared, ClientBody, PooledBody, Progress, ProxyBody, ReadTimer, UpstreamBody,
-};
+use super::body::{BodyShared, ClientBody, PooledBody, Progress, ProxyBody, UpstreamBody};
 use super::h1codec::BodyDecoder;
 use super::h1pool::{self, H1Pool};
 use super::headers::{self as hdr, Forwarded};
+use super::inactivity::InactivityTimer;
 use super::upstream::{Upstreams, Wire};
 use crate::metrics::{AccessLogEntry, IngressLabel, Metrics, RequestLabels, ServiceLabel};
 use crate::snapshot::SharedSnapshot;
@@ -616,7 +615,7 @@ impl Proxy {
                     let body = ProxyBody::Upstream {
                         body: rbody,
                         guard: Some(guard),
-                        timer: ReadTimer::new(read_timeout),
+                        timer: InactivityTimer::new(read_timeout),
                     };
                     (parts, body)
                 }

@@ -39,6 +39,7 @@ mod h1pool;
 mod h1server;
 mod handler;
 pub mod headers;
+mod inactivity;
 mod upstream;
 
 use std::io;

@@ -43,6 +43,7 @@ use codec::{ConnectionField, RequestBodyFraming, RequestError, RequestHead, Resp
 use super::body::{ClientBody, ProxyBody};
 use super::h1codec;
 use super::handler::{page, ConnInfo, Proxy, UpstreamUpgrade};
+use super::inactivity::InactivityTimer;
 
 /// Limits of the HTTP/1.1 server side.
 #[derive(Debug, Clone, Copy)]
@@ -279,7 +280,10 @@ where
         (false, _) => ConnectionField::Omit,
     };
     let mut writer = ResponseWriter::new(&parts, framing, connection);
-    let mut slow_reader = SlowReader::new(settings.client_send_timeout);
+    // The client send timeout: runs while the writer waits on the client's socket (not
+    // on the upstream's body), from the last write that took bytes.
+    let mut slow_reader = InactivityTimer::new(settings.client_send_timeout);
+    let mut taken = 0;
     let written = poll_fn(|cx| {
         let written = writer.poll_write(cx, io, Pin::new(&mut body));
         pumping.poll(cx, io, read);
@@ -289,7 +293,12 @@ where
                 "the client closed the connection during the response",
             )));
         }
-        if written.is_pending() && slow_reader.poll_expired(cx, &writer) {
+        let waiting = written.is_pending() && writer.waiting_on_client();
+        if !waiting || writer.written != taken {
+            taken = writer.written;
+            slow_reader.progressed();
+        }
+        if waiting && slow_reader.poll_expired(cx) {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the client took none of its response in time",
@@ -370,45 +379,6 @@ impl Pumping {
             }
         }
         false
-    }
-}
-
-/// The client send timeout of a response: runs while the writer waits on the client's
-/// socket (not on the upstream's body), from the last write that took bytes.
-struct SlowReader {
-    timeout: Duration,
-    /// Made on the first wait: most responses go out in one write.
-    sleep: Option<Pin<Box<Sleep>>>,
-    /// `ResponseWriter::written` when the timer was armed; `None`: not armed.
-    armed_at: Option<u64>,
-}
-
-impl SlowReader {
-    fn new(timeout: Duration) -> Self {
-        Self {
-            timeout,
-            sleep: None,
-            armed_at: None,
-        }
-    }
-
-    /// Whether the client took nothing for the whole timeout (the writer is pending).
-    fn poll_expired(&mut self, cx: &mut Context<'_>, writer: &ResponseWriter) -> bool {
-        if !writer.waiting_on_client() {
-            self.armed_at = None;
-            return false;
-        }
-        if self.armed_at != Some(writer.written) {
-            let deadline = Instant::now() + self.timeout;
-            match &mut self.sleep {
-                Some(sleep) => sleep.as_mut().reset(deadline),
-                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            self.armed_at = Some(writer.written);
-        }
-        self.sleep
-            .as_mut()
-            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
     }
 }
 
