@@ -42,6 +42,7 @@ pub mod headers;
 mod inactivity;
 mod upstream;
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -391,24 +392,16 @@ async fn accept_loop(
         let shared = shared.clone();
         connections.spawn(async move {
             shared.metrics.connection_opened();
-            serve_connection(stream, tls, conn, &shared).await;
+            match tls {
+                None => serve_http(stream, conn, &shared).await,
+                // Boxed, handshake and all: inline, the TLS states made every
+                // connection's task as large as a TLS one (an idle keep-alive connection
+                // holds its task).
+                Some(acceptor) => Box::pin(serve_tls(stream, acceptor, conn, &shared)).await,
+            }
             shared.metrics.connection_closed();
             drop(permit);
         });
-    }
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    conn: ConnInfo,
-    shared: &Shared,
-) {
-    match tls {
-        None => serve_http(stream, conn, shared).await,
-        // Boxed, handshake and all: inline, the TLS states made every connection's task
-        // as large as a TLS one (an idle keep-alive connection holds its task).
-        Some(acceptor) => Box::pin(serve_tls(stream, acceptor, conn, shared)).await,
     }
 }
 
@@ -432,25 +425,38 @@ async fn serve_tls(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (told apart by the first bytes) on a connection, plain or
-/// after its TLS handshake, until it closes.
-async fn serve_http<S>(mut stream: S, conn: ConnInfo, shared: &Shared)
+/// after its TLS handshake, until it closes. A plain `fn` returning the future, as
+/// `h1server::serve`: an `async fn` would keep a second copy of its arguments in the
+/// state every idle connection holds.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice"
+)]
+fn serve_http<S>(
+    mut stream: S,
+    conn: ConnInfo,
+    shared: &Shared,
+) -> impl Future<Output = ()> + Send + '_
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some(first) = first_bytes(&mut stream, shared.h1.header_read_timeout, &conn).await else {
-        return;
-    };
-    if first != H2_PREFACE {
-        let h1 = h1server::serve(stream, first, conn, &shared.proxy, shared.h1, &shared.drain);
-        return h1.await;
+    async move {
+        let Some(first) = first_bytes(&mut stream, shared.h1.header_read_timeout, &conn).await
+        else {
+            return;
+        };
+        if first != H2_PREFACE {
+            let h1 = h1server::serve(stream, first, conn, &shared.proxy, shared.h1, &shared.drain);
+            return h1.await;
+        }
+        // Boxed: hyper's HTTP/2 connection state would otherwise make every connection's
+        // task, HTTP/1.1 ones included, as large as itself.
+        let stream = Prefixed {
+            prefix: first.freeze(),
+            inner: stream,
+        };
+        Box::pin(serve_h2(stream, conn, shared)).await;
     }
-    // Boxed: hyper's HTTP/2 connection state would otherwise make every connection's
-    // task, HTTP/1.1 ones included, as large as itself.
-    let stream = Prefixed {
-        prefix: first.freeze(),
-        inner: stream,
-    };
-    Box::pin(serve_h2(stream, conn, shared)).await;
 }
 
 /// Serves HTTP/2 on a connection whose preface was read (and put back) until it closes;

@@ -76,53 +76,63 @@ enum Next {
 
 /// Serves HTTP/1.1 requests on `io` until the client or the gateway closes it; `read`
 /// holds bytes already read from it.
-pub async fn serve<S>(
+///
+/// A plain `fn` returning the future: an `async fn` keeps a second copy of each argument
+/// in its state, and this future is what an idle keep-alive connection holds.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice"
+)]
+pub fn serve<'a, S>(
     mut io: S,
     mut read: BytesMut,
     conn: ConnInfo,
-    proxy: &Proxy,
+    proxy: &'a Proxy,
     settings: H1Settings,
-    drain: &CancellationToken,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    drain: &'a CancellationToken,
+) -> impl Future<Output = ()> + Send + 'a
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'a,
 {
-    // Armed again for every request; boxed so that a connection that never waits
-    // carries no timer.
-    let mut timer: Option<Pin<Box<Sleep>>> = None;
-    loop {
-        let head = match read_head(&mut io, &mut read, settings, drain, &mut timer).await {
-            Ok(Some(head)) => head,
-            Ok(None) => return,
-            Err(HeadError::Refused(e)) => {
-                tracing::debug!(client = %conn.client, error = %e, "request refused");
-                if write_refusal(&mut io, &e).await.is_ok() {
-                    lingering_close(io).await;
+    async move {
+        // Armed again for every request; boxed so that a connection that never waits
+        // carries no timer.
+        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        loop {
+            let head = match read_head(&mut io, &mut read, settings, drain, &mut timer).await {
+                Ok(Some(head)) => head,
+                Ok(None) => return,
+                Err(HeadError::Refused(e)) => {
+                    tracing::debug!(client = %conn.client, error = %e, "request refused");
+                    if write_refusal(&mut io, &e).await.is_ok() {
+                        lingering_close(io).await;
+                    }
+                    return;
                 }
-                return;
-            }
-            Err(HeadError::Io(e)) => {
-                tracing::debug!(client = %conn.client, error = %e, "reading a request failed");
-                return;
-            }
-        };
-        // Boxed: the proxy's request future is large and lives only while a request
-        // does; the connection's own task stays small while it idles.
-        let exchanging = exchange(&mut io, &mut read, head, conn, proxy, settings, drain);
-        match Box::pin(exchanging).await {
-            Next::KeepAlive => {
-                if read.is_empty() {
-                    // Let go of the buffer (it may share an allocation with the last
-                    // request's head): idle connections hold no buffer.
-                    read = BytesMut::new();
+                Err(HeadError::Io(e)) => {
+                    tracing::debug!(client = %conn.client, error = %e, "reading a request failed");
+                    return;
                 }
-            }
-            Next::Close { linger } => {
-                if linger {
-                    lingering_close(io).await;
-                } else {
-                    let _ = io.shutdown().await;
+            };
+            // Boxed: the proxy's request future is large and lives only while a request
+            // does; the connection's own task stays small while it idles.
+            let exchanging = exchange(&mut io, &mut read, head, conn, proxy, settings, drain);
+            match Box::pin(exchanging).await {
+                Next::KeepAlive => {
+                    if read.is_empty() {
+                        // Let go of the buffer (it may share an allocation with the last
+                        // request's head): idle connections hold no buffer.
+                        read = BytesMut::new();
+                    }
                 }
-                return;
+                Next::Close { linger } => {
+                    if linger {
+                        lingering_close(io).await;
+                    } else {
+                        let _ = io.shutdown().await;
+                    }
+                    return;
+                }
             }
         }
     }
