@@ -104,7 +104,7 @@ where
                 Ok(None) => return,
                 Err(HeadError::Refused(e)) => {
                     tracing::debug!(client = %conn.client, error = %e, "request refused");
-                    if write_refusal(&mut io, &e).await.is_ok() {
+                    if write_refusal(&mut io, &e, settings).await.is_ok() {
                         lingering_close(io).await;
                     }
                     return;
@@ -289,11 +289,7 @@ where
         (false, Version::HTTP_10) => ConnectionField::KeepAlive,
         (false, _) => ConnectionField::Omit,
     };
-    let mut writer = ResponseWriter::new(&parts, framing, connection);
-    // The client send timeout: runs while the writer waits on the client's socket (not
-    // on the upstream's body), from the last write that took bytes.
-    let mut slow_reader = InactivityTimer::new(settings.client_send_timeout);
-    let mut taken = 0;
+    let mut writer = ResponseWriter::new(&parts, framing, connection, settings);
     let written = poll_fn(|cx| {
         let written = writer.poll_write(cx, io, Pin::new(&mut body));
         pumping.poll(cx, io, read);
@@ -301,17 +297,6 @@ where
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "the client closed the connection during the response",
-            )));
-        }
-        let waiting = written.is_pending() && writer.waiting_on_client();
-        if !waiting || writer.written != taken {
-            taken = writer.written;
-            slow_reader.progressed();
-        }
-        if waiting && slow_reader.poll_expired(cx) {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client took none of its response in time",
             )));
         }
         written
@@ -398,8 +383,9 @@ struct ResponseWriter {
     out: Vec<u8>,
     /// How much of `out` is written.
     at: usize,
-    /// Bytes written to the client so far.
-    written: u64,
+    /// The client send timeout: runs while a write waits on the client's socket (not
+    /// while the writer waits on the body), from the last write that took bytes.
+    slow_reader: InactivityTimer,
     framing: ResponseFraming,
     /// Body bytes taken so far (checked against a Content-Length).
     sent: u64,
@@ -412,6 +398,7 @@ impl ResponseWriter {
         head: &http::response::Parts,
         framing: ResponseFraming,
         connection: ConnectionField,
+        settings: H1Settings,
     ) -> Self {
         let mut out = Vec::with_capacity(512);
         codec::encode_response_head(
@@ -425,7 +412,7 @@ impl ResponseWriter {
         Self {
             out,
             at: 0,
-            written: 0,
+            slow_reader: InactivityTimer::new(settings.client_send_timeout),
             framing,
             sent: 0,
             body_done: framing == ResponseFraming::NoBody,
@@ -468,9 +455,15 @@ impl ResponseWriter {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                     Poll::Ready(Ok(n)) => {
                         self.at += n;
-                        self.written += n as u64;
+                        self.slow_reader.progressed();
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending if self.slow_reader.poll_expired(cx) => {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client took none of its response in time",
+                        )))
+                    }
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -480,11 +473,6 @@ impl ResponseWriter {
                 return Pin::new(&mut *io).poll_flush(cx);
             }
         }
-    }
-
-    /// Whether bytes wait for the client's socket (rather than the writer for the body).
-    fn waiting_on_client(&self) -> bool {
-        self.at < self.out.len()
     }
 
     /// Appends a body piece with its framing.
@@ -525,7 +513,11 @@ impl ResponseWriter {
 }
 
 /// Answers a refused request head (400, 431, 501) and says the connection closes.
-async fn write_refusal<S: AsyncWrite + Unpin>(io: &mut S, e: &RequestError) -> io::Result<()> {
+async fn write_refusal<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    e: &RequestError,
+    settings: H1Settings,
+) -> io::Result<()> {
     let (parts, mut body) = page(e.status(), &e.to_string()).into_parts();
     let framing = ResponseFraming::of(
         parts.status,
@@ -533,7 +525,7 @@ async fn write_refusal<S: AsyncWrite + Unpin>(io: &mut S, e: &RequestError) -> i
         Version::HTTP_11,
         body.size_hint().exact(),
     );
-    let mut writer = ResponseWriter::new(&parts, framing, ConnectionField::Close);
+    let mut writer = ResponseWriter::new(&parts, framing, ConnectionField::Close, settings);
     poll_fn(|cx| writer.poll_write(cx, io, Pin::new(&mut body))).await
 }
 
