@@ -300,7 +300,6 @@ impl Proxy {
             return Routed::Answer(page(StatusCode::BAD_REQUEST, "invalid Host header"));
         }
         record.request_id = Some(hdr::ensure_request_id(req.headers_mut()));
-        let answer = Routed::Answer;
         let host_str = host.to_str().unwrap_or_default();
 
         // One snapshot decides; the request keeps the backend and options it chose
@@ -311,7 +310,7 @@ impl Proxy {
         let route = match table.route(host_str, path) {
             Match::Rule(r) | Match::DefaultBackend(r) => r,
             Match::NotFound => {
-                return answer(page(
+                return Routed::Answer(page(
                     StatusCode::NOT_FOUND,
                     "no route for this host and path",
                 ))
@@ -322,20 +321,20 @@ impl Proxy {
         let options = &route.options;
 
         if !options.access.allows(conn.client.ip()) {
-            return answer(page(StatusCode::FORBIDDEN, "source address not allowed"));
+            return Routed::Answer(page(StatusCode::FORBIDDEN, "source address not allowed"));
         }
         if !conn.tls && table.https_redirect(route, host_str) {
             let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
             let location = hdr::https_location(host_str, self.settings.https_port, pq);
-            return answer(redirect(StatusCode::PERMANENT_REDIRECT, &location));
+            return Routed::Answer(redirect(StatusCode::PERMANENT_REDIRECT, &location));
         }
         if let Some(r) = &options.redirect {
             let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
-            return answer(redirect(code, &r.location));
+            return Routed::Answer(redirect(code, &r.location));
         }
         if let Some(root) = &options.app_root {
             if path == "/" {
-                return answer(redirect(StatusCode::FOUND, root));
+                return Routed::Answer(redirect(StatusCode::FOUND, root));
             }
         }
 
@@ -371,13 +370,13 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit) {
-            return answer(page(
+            return Routed::Answer(page(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large",
             ));
         }
         if backend.endpoints.is_empty() {
-            return answer(page(
+            return Routed::Answer(page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no ready endpoint for this service",
             ));
@@ -467,10 +466,9 @@ impl Proxy {
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();
         let attempts = self.settings.connect_attempts.max(1).min(endpoints.len());
-        let read_timeout = options.read_timeout.unwrap_or(self.settings.read_timeout);
         let timeouts = Timeouts {
             send: options.send_timeout.unwrap_or(self.settings.send_timeout),
-            read: read_timeout,
+            read: options.read_timeout.unwrap_or(self.settings.read_timeout),
         };
         let connect_timeout = options
             .connect_timeout
@@ -615,7 +613,7 @@ impl Proxy {
                     let body = ProxyBody::Upstream {
                         body: rbody,
                         guard: Some(guard),
-                        timer: InactivityTimer::new(read_timeout),
+                        timer: InactivityTimer::new(timeouts.read),
                     };
                     (parts, body)
                 }
@@ -630,7 +628,7 @@ impl Proxy {
                         self.h1.clone(),
                         endpoint,
                         guard,
-                        read_timeout,
+                        timeouts.read,
                     );
                     (parts, ProxyBody::Pooled(Box::new(body)))
                 }
