@@ -285,6 +285,13 @@ fn get(gw: &Gateway, host: &str, path: &str) -> Request<Body> {
         .unwrap()
 }
 
+fn post(gw: &Gateway, host: &str, path: &str, body: Body) -> Request<Body> {
+    Request::post(gw.url(path))
+        .header("host", host)
+        .body(body)
+        .unwrap()
+}
+
 async fn get_h1(gw: &Gateway, host: &str, path: &str) -> Reply {
     send(&h1_client(), get(gw, host, path)).await
 }
@@ -383,20 +390,15 @@ async fn h2c_and_grpc_backends_get_http2() {
     // An HTTP/1.1 client's body, read from its connection while hyper's HTTP/2 client
     // (another task) sends it on: by length, and chunked in pieces.
     let client = h1_client();
-    let post = |body: Body| {
-        Request::post(gw.url("/pkg.Service/Upload"))
-            .header("host", "rpc.example.com")
-            .body(body)
-            .unwrap()
-    };
-    let r = send(&client, post(full(vec![b'x'; 300_000]))).await;
+    let upload = |body: Body| post(&gw, "rpc.example.com", "/pkg.Service/Upload", body);
+    let r = send(&client, upload(full(vec![b'x'; 300_000]))).await;
     assert_eq!((r.status, r.echo().body_length), (StatusCode::OK, 300_000));
     let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = (0..20)
         .map(|_| Ok(Frame::data(Bytes::from(vec![b'y'; 10_000]))))
         .collect();
     let r = send(
         &client,
-        post(StreamBody::new(futures::stream::iter(chunks)).boxed()),
+        upload(StreamBody::new(futures::stream::iter(chunks)).boxed()),
     )
     .await;
     assert_eq!((r.status, r.echo().body_length), (StatusCode::OK, 200_000));
@@ -410,10 +412,7 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     let mut sources = std::collections::BTreeSet::new();
     for i in 0..10 {
         // Bodies of both kinds: empty and with a few bytes.
-        let req = Request::post(gw.url("/"))
-            .header("host", "shop.example.com")
-            .body(full(vec![b'x'; i]))
-            .unwrap();
+        let req = post(&gw, "shop.example.com", "/", full(vec![b'x'; i]));
         let r = send(&client, req).await;
         assert_eq!(r.echo().body_length, i as u64);
         sources.insert(r.echo().client);
@@ -618,11 +617,13 @@ async fn upstream_framings_reach_the_client_on_one_kept_alive_connection() {
         .into_iter()
         .map(|c| Ok(Frame::data(Bytes::from(c))))
         .collect();
-    let post = Request::post(gw.url("/upload"))
-        .header("host", "shop.example.com")
-        .body(StreamBody::new(futures::stream::iter(chunks)).boxed())
-        .unwrap();
-    let r = send(&client, post).await;
+    let req = post(
+        &gw,
+        "shop.example.com",
+        "/upload",
+        StreamBody::new(futures::stream::iter(chunks)).boxed(),
+    );
+    let r = send(&client, req).await;
     assert_eq!(r.status, StatusCode::CREATED);
 
     assert_eq!(
@@ -754,11 +755,13 @@ async fn a_backend_answering_before_it_reads_the_body_is_heard() {
     )
     .await;
     let gw = shop_web_on_annotated(port, &[("proxy-body-size", "64m")], ProxyConfig::new()).await;
-    let post = Request::post(gw.url("/upload"))
-        .header("host", "shop.example.com")
-        .body(full(vec![b'x'; 32 << 20]))
-        .unwrap();
-    let r = send(&h1_client(), post).await;
+    let req = post(
+        &gw,
+        "shop.example.com",
+        "/upload",
+        full(vec![b'x'; 32 << 20]),
+    );
+    let r = send(&h1_client(), req).await;
     assert_eq!(
         (r.status, r.text().as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, "big")
@@ -798,10 +801,7 @@ async fn a_connect_failure_is_retried_on_a_live_endpoint() {
     }
     // A request with a body is retried too: the unread body is sent to the next one.
     for _ in 0..10 {
-        let req = Request::post(gw.url("/upload"))
-            .header("host", "shop.example.com")
-            .body(full("hello"))
-            .unwrap();
+        let req = post(&gw, "shop.example.com", "/upload", full("hello"));
         let r = send(&client, req).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.echo().body_length, 5);
@@ -870,11 +870,13 @@ async fn an_upstream_that_stops_taking_the_body_is_504() {
     let port = head_only_backend(b"", Duration::from_secs(60)).await;
     let annotations = [("proxy-body-size", "64m"), ("proxy-send-timeout", "1")];
     let gw = shop_web_on_annotated(port, &annotations, ProxyConfig::new()).await;
-    let post = Request::post(gw.url("/upload"))
-        .header("host", "shop.example.com")
-        .body(full(vec![b'x'; 32 << 20]))
-        .unwrap();
-    let r = send(&h1_client(), post).await;
+    let req = post(
+        &gw,
+        "shop.example.com",
+        "/upload",
+        full(vec![b'x'; 32 << 20]),
+    );
+    let r = send(&h1_client(), req).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text());
 }
 
@@ -947,15 +949,10 @@ async fn an_oversized_body_is_413_declared_or_streamed() {
         .prefix("shop.example.com", "/", "web", 80)]))
     .await;
     let client = h1_client();
-    let post = |body: Body| {
-        Request::post(gw.url("/upload"))
-            .header("host", "shop.example.com")
-            .body(body)
-            .unwrap()
-    };
-    let r = send(&client, post(full(vec![b'x'; 2000]))).await;
+    let upload = |body: Body| post(&gw, "shop.example.com", "/upload", body);
+    let r = send(&client, upload(full(vec![b'x'; 2000]))).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let r = send(&client, post(full(vec![b'x'; 1000]))).await;
+    let r = send(&client, upload(full(vec![b'x'; 1000]))).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.echo().body_length, 1000);
     // Chunked, no Content-Length: caught while streaming.
@@ -963,7 +960,7 @@ async fn an_oversized_body_is_413_declared_or_streamed() {
         .map(|_| Ok(Frame::data(Bytes::from(vec![b'y'; 600]))))
         .collect();
     let streamed = StreamBody::new(futures::stream::iter(chunks)).boxed();
-    let r = send(&client, post(streamed)).await;
+    let r = send(&client, upload(streamed)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
