@@ -745,23 +745,35 @@ async fn head_only_backend(reply: &'static [u8], hold: Duration) -> u16 {
     port
 }
 
-#[tokio::test]
-async fn a_backend_answering_before_it_reads_the_body_is_heard() {
-    // Answers 413 after the head; the gateway is still sending a body the backend never
-    // reads.
-    let port = head_only_backend(
-        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig",
-        Duration::from_secs(3),
-    )
-    .await;
-    let gw = shop_web_on_annotated(port, &[("proxy-body-size", "64m")], ProxyConfig::new()).await;
+/// A 32 MiB upload through the `shop` gateway (`proxy-body-size: 64m` and
+/// `annotations`) to a `head_only_backend` that answers `reply` and holds for `hold`.
+async fn upload_to_head_only_backend(
+    reply: &'static [u8],
+    hold: Duration,
+    annotations: &[(&str, &str)],
+) -> Reply {
+    let port = head_only_backend(reply, hold).await;
+    let annotations = [&[("proxy-body-size", "64m")], annotations].concat();
+    let gw = shop_web_on_annotated(port, &annotations, ProxyConfig::new()).await;
     let req = post(
         &gw,
         "shop.example.com",
         "/upload",
         full(vec![b'x'; 32 << 20]),
     );
-    let r = send(&h1_client(), req).await;
+    send(&h1_client(), req).await
+}
+
+#[tokio::test]
+async fn a_backend_answering_before_it_reads_the_body_is_heard() {
+    // Answers 413 after the head; the gateway is still sending a body the backend never
+    // reads.
+    let r = upload_to_head_only_backend(
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig",
+        Duration::from_secs(3),
+        &[],
+    )
+    .await;
     assert_eq!(
         (r.status, r.text().as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, "big")
@@ -867,16 +879,9 @@ async fn a_slow_upload_that_keeps_moving_is_served_and_a_stalled_one_is_408() {
 
 #[tokio::test]
 async fn an_upstream_that_stops_taking_the_body_is_504() {
-    let port = head_only_backend(b"", Duration::from_secs(60)).await;
-    let annotations = [("proxy-body-size", "64m"), ("proxy-send-timeout", "1")];
-    let gw = shop_web_on_annotated(port, &annotations, ProxyConfig::new()).await;
-    let req = post(
-        &gw,
-        "shop.example.com",
-        "/upload",
-        full(vec![b'x'; 32 << 20]),
-    );
-    let r = send(&h1_client(), req).await;
+    let r =
+        upload_to_head_only_backend(b"", Duration::from_secs(60), &[("proxy-send-timeout", "1")])
+            .await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.text());
 }
 
