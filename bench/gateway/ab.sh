@@ -34,8 +34,6 @@ for bin in "$@"; do
 done
 sleep 1
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
 per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v r="$2" -v d="$ROUND_S" 'BEGIN { printf "%.2f", t / hz * 1e6 / (r * d) }'; }
 lower() { [ -z "$2" ] || awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 declare -a BEST BEST_USER

@@ -1,5 +1,6 @@
 # Sourced by bench/gateway/run.sh and ab.sh: one temporary directory and process list
-# cleaned up on exit, and the one nginx configuration both compare against.
+# cleaned up on exit, the CPU-time readers, and the one nginx configuration both
+# compare against.
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -9,6 +10,10 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+
+# CPU time (user + system, clock ticks) process $1 used so far, and its user time alone.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
 
 # write_nginx_conf DIR ECHO_ADDR H1_ADDR [H2_ADDR]: nginx as ingress-nginx would run it
 # for the benchmark (one worker, master_process off, upstream keepalive, access_log off,

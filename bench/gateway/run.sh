@@ -68,10 +68,6 @@ PIDS+=($IRONLB_PID)
 
 wait_port "$ECHO"; wait_port "$NGINX_H1"; wait_port "$NGINX_H2"; wait_port "$IRONLB"
 
-# CPU time (user + system, clock ticks) a process used so far.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# User time alone (clock ticks).
-user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
 # Busy and idle ticks of the load core so far.
 load_core_ticks() { awk -v c="cpu$LOAD_CPU" '$1 == c { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
 # Percent busy of the load core between two load_core_ticks readings.
