@@ -77,10 +77,15 @@ pub struct Args {
     #[arg(long, default_value_t = 32 * 1024)]
     pub max_header_bytes: usize,
 
-    /// Time allowed to read a request's headers (slowloris guard); also how long an idle
-    /// HTTP/1.1 keep-alive connection waits for its next request.
+    /// Time allowed to read a request's headers from their first byte, and a new
+    /// connection's first request or TLS handshake (slowloris guard).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+
+    /// How long an idle HTTP/1.1 keep-alive connection waits for its next request
+    /// (ingress-nginx's `keep-alive`, 75 s); 0 turns keep-alive off.
+    #[arg(long, default_value = "75s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
 
     /// An HTTP/1.1 client that takes none of its response for this long is disconnected
     /// (nginx's `send_timeout`: a slow reader cannot hold a connection and its upstream

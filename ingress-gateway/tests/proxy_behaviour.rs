@@ -1437,6 +1437,59 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
     assert!(status_line(&reply).starts_with("HTTP/1.1 200"), "{reply}");
 }
 
+#[tokio::test]
+async fn an_idle_keep_alive_connection_waits_the_keepalive_timeout_then_the_header_one() {
+    use tokio::io::AsyncWriteExt;
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.header_read_timeout = Duration::from_millis(200);
+    cfg.keepalive_timeout = Duration::from_secs(4);
+    let gw = shop_web(&b, cfg).await;
+    let request = b"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n";
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    answered_200(&mut tcp, &mut buf, "the first request is answered").await;
+    // Idle for longer than the header read timeout: the connection is still there, as
+    // nginx's keepalive_timeout keeps it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    tcp.write_all(request).await.unwrap();
+    answered_200(
+        &mut tcp,
+        &mut buf,
+        "a request after an idle pause is answered",
+    )
+    .await;
+    // Once a next head has begun, the header read timeout runs from its first byte.
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: shop")
+        .await
+        .unwrap();
+    closed_without_request(&mut tcp).await;
+    // Idle with nothing sent: closed after the keep-alive timeout.
+    let mut idle = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    idle.write_all(request).await.unwrap();
+    answered_200(&mut idle, &mut buf, "the idle client is answered").await;
+    closed_without_request(&mut idle).await;
+    assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 3);
+}
+
+#[tokio::test]
+async fn a_zero_keepalive_timeout_closes_every_connection_after_its_answer() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.keepalive_timeout = Duration::ZERO;
+    let gw = shop_web(&b, cfg).await;
+    // No "Connection: close" from the client: the gateway closes anyway, and says so.
+    let reply = raw_exchange(&gw, b"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n").await;
+    assert!(status_line(&reply).starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{reply}"
+    );
+}
+
 /// Reads the reply to the request sent on `tcp` (within `WAIT`, else panics with
 /// `what`) and checks that it is a 200.
 async fn answered_200(tcp: &mut tokio::net::TcpStream, buf: &mut [u8], what: &str) {
@@ -1456,7 +1509,7 @@ async fn the_connection_cap_holds_a_second_client_until_the_first_leaves() {
     let mut cfg = ProxyConfig::new();
     cfg.max_connections = 1;
     // The first client stays idle between the two steps; keep it open meanwhile.
-    cfg.header_read_timeout = Duration::from_secs(120);
+    cfg.keepalive_timeout = Duration::from_secs(120);
     let gw = shop_web(&b, cfg).await;
     let request = b"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n";
     let mut buf = vec![0u8; 64 * 1024];

@@ -130,8 +130,11 @@ pub struct ProxyConfig {
     pub max_connections: usize,
     /// Maximum request header block, in bytes.
     pub max_header_bytes: usize,
-    /// Time to read a request's headers (and a TLS handshake).
+    /// Time to read a request's headers, from their first byte (and a TLS handshake).
     pub header_read_timeout: Duration,
+    /// HTTP/1.1: time an idle keep-alive connection waits for its next request; zero =
+    /// no keep-alive.
+    pub keepalive_timeout: Duration,
     /// HTTP/1.1: time a client may take none of its response before it is disconnected.
     pub client_send_timeout: Duration,
     /// Idle timeout (HTTP/2 keep-alive pings; upstream pool idle connections).
@@ -158,7 +161,7 @@ pub struct ProxyConfig {
 
 impl ProxyConfig {
     /// The defaults of the command line (ingress-nginx's where it has one: connect 5 s,
-    /// read and send 60 s, HSTS `max-age=31536000; includeSubDomains`), without listeners.
+    /// read and send 60 s, keep-alive 75 s, HSTS `max-age=31536000; includeSubDomains`), without listeners.
     pub fn new() -> ProxyConfig {
         ProxyConfig {
             http: None,
@@ -167,6 +170,7 @@ impl ProxyConfig {
             max_connections: 16384,
             max_header_bytes: 32 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(75),
             client_send_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             default_body_limit: 1024 * 1024,
@@ -188,6 +192,7 @@ impl ProxyConfig {
             max_connections: args.max_connections,
             max_header_bytes: args.max_header_bytes,
             header_read_timeout: args.header_read_timeout,
+            keepalive_timeout: args.keepalive_timeout,
             client_send_timeout: args.client_send_timeout,
             idle_timeout: args.idle_timeout,
             default_body_limit: args.default_body_limit,
@@ -290,6 +295,7 @@ pub async fn serve(
         h1: H1Settings {
             max_header_bytes: cfg.max_header_bytes,
             header_read_timeout: cfg.header_read_timeout,
+            keepalive_timeout: cfg.keepalive_timeout,
             client_send_timeout: cfg.client_send_timeout,
         },
         limit: Arc::new(Semaphore::new(cfg.max_connections.max(1))),

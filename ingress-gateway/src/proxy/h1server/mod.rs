@@ -10,9 +10,10 @@
 //! One task per connection runs [`serve`]: read a request head (strictly framed,
 //! [`codec`]), hand the request to [`Proxy::handle`] with its body streamed from the
 //! socket as the proxy asks for it ([`body`]), write the response head and stream its
-//! body, then the next request. Limits: `max_header_bytes` (431), `header_read_timeout`
-//! (from the end of the last response to the end of the next head: idle keep-alive
-//! connections and slowloris clients are closed), malformed or ambiguous framing 400,
+//! body, then the next request. Limits: `max_header_bytes` (431), `keepalive_timeout`
+//! (an idle keep-alive connection waits that long for the first byte of its next
+//! request, as nginx's `keepalive_timeout`), `header_read_timeout` (from a head's first
+//! byte to its end: slowloris clients are closed), malformed or ambiguous framing 400,
 //! unknown transfer codings 501. Upgrades (WebSocket): a 101 from upstream splices the
 //! two connections. Drain: an idle connection closes at once, a busy one after its
 //! response (`Connection: close`). A connection closed with request bytes unread is
@@ -50,9 +51,11 @@ use super::inactivity::InactivityTimer;
 pub struct H1Settings {
     /// Longest request head, in bytes.
     pub max_header_bytes: usize,
-    /// Time from the end of a response (or the connection's start) to the end of the
-    /// next request head.
+    /// Time from a request head's first byte to its end.
     pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection waits for the first byte of its next request;
+    /// zero = no keep-alive (every connection closes after one response).
+    pub keepalive_timeout: Duration,
     /// Time a client may take none of its response (nginx's `send_timeout`).
     pub client_send_timeout: Duration,
 }
@@ -144,8 +147,8 @@ enum HeadError {
 }
 
 /// Reads until a request head is complete. `None`: the client closed the connection
-/// between requests, the header read timeout passed, or the gateway drains and the
-/// connection is idle.
+/// between requests, the keep-alive or header read timeout passed, or the gateway
+/// drains and the connection is idle.
 async fn read_head<S: AsyncRead + Unpin>(
     io: &mut S,
     read: &mut BytesMut,
@@ -153,7 +156,10 @@ async fn read_head<S: AsyncRead + Unpin>(
     drain: &CancellationToken,
     timer: &mut Option<Pin<Box<Sleep>>>,
 ) -> Result<Option<RequestHead>, HeadError> {
-    let deadline = Instant::now() + settings.header_read_timeout;
+    // Idle (nothing of the next request here yet): the keep-alive timeout runs until its
+    // first byte, then the header read timeout.
+    let mut idle = read.is_empty();
+    let mut deadline = Instant::now() + head_wait(settings, idle);
     let mut armed = false;
     let mut drained = pin!(drain.cancelled());
     poll_fn(|cx| loop {
@@ -166,7 +172,14 @@ async fn read_head<S: AsyncRead + Unpin>(
         }
         match poll_read_some(io, cx, read) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Ok(None)),
-            Poll::Ready(Ok(_)) => continue,
+            Poll::Ready(Ok(_)) => {
+                if idle {
+                    idle = false;
+                    deadline = Instant::now() + head_wait(settings, idle);
+                    armed = false;
+                }
+                continue;
+            }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(HeadError::Io(e))),
             Poll::Pending => {}
         }
@@ -185,6 +198,16 @@ async fn read_head<S: AsyncRead + Unpin>(
         return Poll::Pending;
     })
     .await
+}
+
+/// How long a request head may take to arrive: from the end of the last response to its
+/// first byte when the connection is `idle`, from its first byte to its end when not.
+fn head_wait(settings: H1Settings, idle: bool) -> Duration {
+    if idle {
+        settings.keepalive_timeout
+    } else {
+        settings.header_read_timeout
+    }
 }
 
 /// Reads what is there into `read`; with nothing buffered, through the stack, so that
@@ -280,6 +303,7 @@ where
         )
     };
     let close = !keep_alive
+        || settings.keepalive_timeout.is_zero()
         || drain.is_cancelled()
         || framing == ResponseFraming::UntilClose
         || pumping.broken();
