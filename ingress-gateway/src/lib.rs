@@ -82,14 +82,16 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
-    /// How long an idle HTTP/1.1 keep-alive connection waits for its next request
-    /// (ingress-nginx's `keep-alive`, 75 s); 0 turns keep-alive off.
+    /// How long a connection with no request in progress stays open (ingress-nginx's
+    /// `keep-alive`, 75 s): HTTP/1.1 until the next request's first byte, HTTP/2 with no
+    /// stream open. 0 turns HTTP/1.1 keep-alive off (HTTP/2 then uses the header read
+    /// timeout).
     #[arg(long, default_value = "75s", value_parser = parse_duration)]
     pub keepalive_timeout: Duration,
 
-    /// An HTTP/1.1 client that takes none of its response for this long is disconnected
-    /// (nginx's `send_timeout`: a slow reader cannot hold a connection and its upstream
-    /// for ever).
+    /// A client that takes none of its response for this long is disconnected (nginx's
+    /// `send_timeout`: a slow reader cannot hold a connection and its upstream for ever);
+    /// HTTP/2: with its whole connection, as hyper cannot reset one stream alone.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub client_send_timeout: Duration,
 

@@ -944,6 +944,61 @@ async fn a_client_that_stops_reading_its_response_is_disconnected() {
         got < BODY,
         "the gateway must have given up: {got} bytes arrived"
     );
+
+    // HTTP/2: the client's stream window shuts (hyper's client takes data only as the
+    // body is read); the connection is closed.
+    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let h2 = tokio::spawn(conn);
+    let req = Request::get("http://shop.example.com/big")
+        .body(full(""))
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ended = tokio::time::timeout(WAIT, h2).await;
+    assert!(ended.is_ok(), "the HTTP/2 connection must end");
+    let read = tokio::time::timeout(WAIT, resp.into_body().collect()).await;
+    assert!(
+        matches!(read, Ok(Err(_))),
+        "the body must end short: {read:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.keepalive_timeout = Duration::from_secs(1);
+    let gw = shop_web(&b, cfg).await;
+    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let h2 = tokio::spawn(conn);
+    // Requests every 300 ms for over twice the timeout: never idle for it, kept open.
+    for _ in 0..8 {
+        let req = Request::get("http://shop.example.com/")
+            .body(full(""))
+            .unwrap();
+        let resp = tokio::time::timeout(WAIT, sender.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read(resp).await.status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!h2.is_finished(), "a busy HTTP/2 connection was closed");
+    // Then idle: closed (GOAWAY, then the end of the connection).
+    let ended = tokio::time::timeout(WAIT, h2).await;
+    assert!(ended.is_ok(), "the idle HTTP/2 connection must be closed");
+    assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 8);
 }
 
 #[tokio::test]

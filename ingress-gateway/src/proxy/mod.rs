@@ -11,10 +11,11 @@
 //! an idle listener does not starve the other), `max_header_bytes` (HTTP/1: the longest
 //! request head, over it → 431; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`),
 //! `header_read_timeout` (the first bytes of a connection, read here to tell HTTP/1 from
-//! HTTP/2; HTTP/1: from the end of a response to the end of the next request head, so
-//! it also bounds how long an idle keep-alive connection waits; TLS: the handshake),
-//! `client_send_timeout` (HTTP/1: a client that takes none of its response for that long
-//! is disconnected),
+//! HTTP/2; HTTP/1: from a request head's first byte to its end; TLS: the handshake),
+//! `keepalive_timeout` (how long a connection with no request in progress stays open:
+//! HTTP/1 until the next head's first byte, HTTP/2 with no stream open),
+//! `client_send_timeout` (a client that takes none of its response for that long is
+//! disconnected; HTTP/2: with its whole connection),
 //! `idle_timeout` (HTTP/2: keep-alive pings every `idle_timeout`, a connection that does
 //! not answer within 20 s is closed; upstream pools: idle connections older than it are
 //! not reused).
@@ -37,6 +38,7 @@ mod body;
 mod h1codec;
 mod h1pool;
 mod h1server;
+mod h2watch;
 mod handler;
 pub mod headers;
 mod inactivity;
@@ -52,6 +54,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
+use h2watch::{StreamWatch, Verdict, WatchLimits, WatchedBody};
 use http::HeaderValue;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -132,10 +135,12 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// Time to read a request's headers, from their first byte (and a TLS handshake).
     pub header_read_timeout: Duration,
-    /// HTTP/1.1: time an idle keep-alive connection waits for its next request; zero =
-    /// no keep-alive.
+    /// Time a connection with no request in progress stays open (HTTP/1.1: until the
+    /// next head's first byte; HTTP/2: with no stream open); zero = no HTTP/1.1
+    /// keep-alive, and HTTP/2 uses `header_read_timeout`.
     pub keepalive_timeout: Duration,
-    /// HTTP/1.1: time a client may take none of its response before it is disconnected.
+    /// Time a client may take none of its response before it is disconnected (HTTP/2:
+    /// with its whole connection).
     pub client_send_timeout: Duration,
     /// Idle timeout (HTTP/2 keep-alive pings; upstream pool idle connections).
     pub idle_timeout: Duration,
@@ -466,26 +471,56 @@ where
 }
 
 /// Serves HTTP/2 on a connection whose preface was read (and put back) until it closes;
-/// a drain sends GOAWAY and lets the open streams finish.
+/// a drain sends GOAWAY and lets the open streams finish. Watched beside hyper
+/// (`h2watch`): closed gracefully after the keep-alive timeout with no stream open (the
+/// header read timeout when keep-alive is off), and at once when a client took none of a
+/// stream's data for the client send timeout.
 async fn serve_h2<S>(stream: S, conn: ConnInfo, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let proxy = shared.proxy.clone();
+    let watch = StreamWatch::new();
+    let streams = watch.clone();
     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
+        let stream = streams.opened();
         async move {
             let req = req.map(ClientBody::H2);
-            Ok::<_, std::convert::Infallible>(proxy.handle(req, conn).await)
+            let response = proxy.handle(req, conn).await;
+            Ok::<_, std::convert::Infallible>(response.map(|body| WatchedBody::new(body, stream)))
         }
     });
+    let limits = WatchLimits {
+        idle: match shared.h1.keepalive_timeout {
+            off if off.is_zero() => shared.h1.header_read_timeout,
+            keepalive => keepalive,
+        },
+        client_send: shared.h1.client_send_timeout,
+    };
     let connection = shared.h2.serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
-    let ended = tokio::select! {
-        ended = connection.as_mut() => ended,
-        _ = shared.drain.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    // The first look at once; each look says when the next is due.
+    let mut check = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let ended = loop {
+        tokio::select! {
+            ended = connection.as_mut() => break ended,
+            _ = shared.drain.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                break connection.await;
+            }
+            _ = check.as_mut() => match watch.verdict(tokio::time::Instant::now(), limits) {
+                Verdict::CheckAt(at) => check.as_mut().reset(at),
+                Verdict::Idle => {
+                    tracing::debug!(client = %conn.client, "idle HTTP/2 connection closed");
+                    connection.as_mut().graceful_shutdown();
+                    break connection.await;
+                }
+                Verdict::Stalled => {
+                    tracing::debug!(client = %conn.client, "an HTTP/2 client took none of a response for the client send timeout; connection closed");
+                    return;
+                }
+            },
         }
     };
     if let Err(e) = ended {

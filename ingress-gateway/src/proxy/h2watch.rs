@@ -1,0 +1,292 @@
+//! The waits of an HTTP/2 connection that hyper's server does not bound, watched beside
+//! it: a connection with no open stream (closed after the keep-alive timeout, as nginx's
+//! `keepalive_timeout` closes an idle HTTP/2 connection; hyper only pings it), and a
+//! stream whose client takes none of its data (hyper stops polling a response body while
+//! the client's flow-control window is shut, so the body's own timers never run). A
+//! stream stalled for the client send timeout closes its whole connection: hyper offers
+//! no way to reset one stream from outside (nginx resets that stream alone).
+//!
+//! [`judge`] is the pure core; [`StreamWatch`] keeps what it needs, fed by a
+//! [`WatchedBody`] around every response body.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Instant;
+
+/// The limits watched.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchLimits {
+    /// A connection with no open stream for this long is closed.
+    pub idle: Duration,
+    /// A stream whose client took none of the data handed to it for this long closes the
+    /// connection.
+    pub client_send: Duration,
+}
+
+/// What to do with the connection, as of now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing yet: look again then.
+    CheckAt(Instant),
+    /// No stream open for the idle limit: close gracefully (GOAWAY).
+    Idle,
+    /// A client took none of its data for the client send limit: close now.
+    Stalled,
+}
+
+/// The verdict on a connection with `open` streams (none since `idle_since`), the oldest
+/// of them waiting on its client since `oldest_wait`. It looks again at least every
+/// quarter of the send limit: a stream that opens or starts waiting does not wake the
+/// watch, so a stall is seen within 1.25 times the limit.
+pub fn judge(
+    open: usize,
+    idle_since: Instant,
+    oldest_wait: Option<Instant>,
+    now: Instant,
+    limits: WatchLimits,
+) -> Verdict {
+    let mut next = now + limits.client_send / 4;
+    if let Some(since) = oldest_wait {
+        let stalled_at = since + limits.client_send;
+        if now >= stalled_at {
+            return Verdict::Stalled;
+        }
+        next = next.min(stalled_at);
+    }
+    if open == 0 {
+        let idle_until = idle_since + limits.idle;
+        if now >= idle_until {
+            return Verdict::Idle;
+        }
+        next = next.min(idle_until);
+    }
+    Verdict::CheckAt(next)
+}
+
+/// The streams of one connection.
+#[derive(Debug)]
+pub struct StreamWatch {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// One slot per open stream: since when its client has data it has not taken
+    /// (`Some`), or none is waiting on it. Freed slots are listed in `free`.
+    waits: Vec<Option<Instant>>,
+    free: Vec<usize>,
+    open: usize,
+    idle_since: Instant,
+}
+
+impl StreamWatch {
+    /// A connection starting now, with no stream yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                waits: Vec::new(),
+                free: Vec::new(),
+                open: 0,
+                idle_since: Instant::now(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain counters behind: go on with them.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A stream opened; it counts until the guard is dropped.
+    pub fn opened(self: &Arc<Self>) -> StreamGuard {
+        let mut state = self.lock();
+        state.open += 1;
+        let slot = match state.free.pop() {
+            Some(slot) => slot,
+            None => {
+                state.waits.push(None);
+                state.waits.len() - 1
+            }
+        };
+        drop(state);
+        StreamGuard {
+            watch: self.clone(),
+            slot,
+        }
+    }
+
+    /// The verdict as of `now`.
+    pub fn verdict(&self, now: Instant, limits: WatchLimits) -> Verdict {
+        let state = self.lock();
+        let oldest = state.waits.iter().flatten().min().copied();
+        judge(state.open, state.idle_since, oldest, now, limits)
+    }
+}
+
+/// An open stream of a [`StreamWatch`].
+#[derive(Debug)]
+pub struct StreamGuard {
+    watch: Arc<StreamWatch>,
+    slot: usize,
+}
+
+impl StreamGuard {
+    /// Data was handed to the client's stream (`true`), or the body waits on its source
+    /// or ended (`false`).
+    fn waiting_on_client(&self, waiting: bool) {
+        let mut state = self.watch.lock();
+        let wait = &mut state.waits[self.slot];
+        match (waiting, *wait) {
+            // Still waiting since the first piece not taken.
+            (true, Some(_)) => {}
+            (true, None) => *wait = Some(Instant::now()),
+            (false, _) => *wait = None,
+        }
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut state = self.watch.lock();
+        state.waits[self.slot] = None;
+        state.free.push(self.slot);
+        state.open -= 1;
+        if state.open == 0 {
+            state.idle_since = Instant::now();
+        }
+    }
+}
+
+/// A response body on a watched connection: handing out a piece marks its stream as
+/// waiting on the client until the body is polled again.
+#[derive(Debug)]
+pub struct WatchedBody<B> {
+    inner: B,
+    guard: StreamGuard,
+}
+
+impl<B> WatchedBody<B> {
+    /// `inner`, counted as the stream of `guard`.
+    pub fn new(inner: B, guard: StreamGuard) -> Self {
+        Self { inner, guard }
+    }
+}
+
+impl<B: Body + Unpin> Body for WatchedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        // hyper polls again at once while the client's window is open: a piece handed
+        // out is only a wait on the client if the next poll does not come.
+        let handed_out = matches!(&polled, Poll::Ready(Some(Ok(frame))) if frame.is_data());
+        self.guard.waiting_on_client(handed_out);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: WatchLimits = WatchLimits {
+        idle: Duration::from_secs(75),
+        client_send: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn an_idle_connection_closes_after_the_idle_limit() {
+        let t0 = Instant::now();
+        let quarter = LIMITS.client_send / 4;
+        assert_eq!(
+            judge(0, t0, None, t0, LIMITS),
+            Verdict::CheckAt(t0 + quarter)
+        );
+        let later = t0 + Duration::from_secs(74);
+        assert_eq!(
+            judge(0, t0, None, later, LIMITS),
+            Verdict::CheckAt(t0 + LIMITS.idle)
+        );
+        assert_eq!(judge(0, t0, None, t0 + LIMITS.idle, LIMITS), Verdict::Idle);
+    }
+
+    #[test]
+    fn open_streams_keep_a_connection_however_long_they_run() {
+        let t0 = Instant::now();
+        let late = t0 + Duration::from_secs(3600);
+        assert_eq!(
+            judge(2, t0, None, late, LIMITS),
+            Verdict::CheckAt(late + LIMITS.client_send / 4)
+        );
+    }
+
+    #[test]
+    fn a_stream_waiting_on_its_client_past_the_send_limit_stalls_the_connection() {
+        let t0 = Instant::now();
+        let since = t0 + Duration::from_secs(10);
+        let now = t0 + Duration::from_secs(65);
+        // Looked at again when the limit runs out, not a quarter later.
+        assert_eq!(
+            judge(1, t0, Some(since), now, LIMITS),
+            Verdict::CheckAt(since + LIMITS.client_send)
+        );
+        assert_eq!(
+            judge(1, t0, Some(since), since + LIMITS.client_send, LIMITS),
+            Verdict::Stalled
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watch_counts_streams_and_their_waits() {
+        let watch = StreamWatch::new();
+        let t0 = Instant::now();
+        let a = watch.opened();
+        let b = watch.opened();
+        a.waiting_on_client(true);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // A second piece handed out does not restart the wait.
+        a.waiting_on_client(true);
+        b.waiting_on_client(true);
+        b.waiting_on_client(false);
+        assert_eq!(
+            watch.verdict(Instant::now(), LIMITS),
+            Verdict::CheckAt(Instant::now() + LIMITS.client_send / 4)
+        );
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(watch.verdict(Instant::now(), LIMITS), Verdict::Stalled);
+        // Taken: no longer waiting.
+        a.waiting_on_client(false);
+        assert!(matches!(
+            watch.verdict(Instant::now(), LIMITS),
+            Verdict::CheckAt(_)
+        ));
+        drop(a);
+        // A freed slot is used again.
+        let c = watch.opened();
+        assert_eq!(c.slot, 0);
+        drop((b, c));
+        let closed = Instant::now();
+        assert!(closed >= t0 + Duration::from_secs(60));
+        assert_eq!(
+            watch.verdict(closed, LIMITS),
+            Verdict::CheckAt(closed + LIMITS.client_send / 4)
+        );
+        assert_eq!(watch.verdict(closed + LIMITS.idle, LIMITS), Verdict::Idle);
+    }
+}
