@@ -9,12 +9,15 @@
 # same echo backend, proxies pinned to core 0 and load to core 1 as in run.sh; prints
 # every round and, at the end, each one's lowest CPU µs per request (the least disturbed
 # round: single runs on a shared VM drift by ±15 %) and lowest user-time µs per request
-# (the proxy's own code; the rest is the kernel's TCP work, the same for every build). Bounded: ROUNDS x (1 + builds) x
-# ROUND_S seconds.
+# (the proxy's own code; the rest is the kernel's TCP work, the same for every build).
+# PROTO=h2: HTTP/2 instead, h2load (h2c prior knowledge) with CONNS connections x 10
+# streams. Bounded: ROUNDS x (1 + builds) x ROUND_S seconds.
 set -euo pipefail
 CONNS=${1:?connections}; ROUNDS=${2:?rounds}; shift 2
 [ $# -ge 1 ] || { echo "usage: $0 CONNS ROUNDS BENCH_GATEWAY_BIN..." >&2; exit 2; }
 ROUND_S=${ROUND_S:-3}
+PROTO=${PROTO:-h1}
+case $PROTO in h1 | h2) ;; *) echo "PROTO is h1 or h2, not $PROTO" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ECHO_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ironlb-echo
 [ -x "$ECHO_BIN" ] || (cd "$ROOT" && cargo build --release -q -p ironlb-echo --bin ironlb-echo)
@@ -23,8 +26,9 @@ ECHO_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ironlb-echo
 . "$(dirname "$0")/common.sh"
 
 start_echo 127.0.0.1:18180 1
-start_nginx 127.0.0.1:18180 127.0.0.1:18181
-NAMES=(nginx); PORTS=(18181); PROCS=($NGINX_PID)
+start_nginx 127.0.0.1:18180 127.0.0.1:18181 127.0.0.1:18182
+NAMES=(nginx); PROCS=($NGINX_PID)
+if [ "$PROTO" = h2 ]; then PORTS=(18182); else PORTS=(18181); fi
 i=0
 for bin in "$@"; do
     port=$((18190 + i)); i=$((i + 1))
@@ -34,14 +38,24 @@ for bin in "$@"; do
 done
 sleep 1
 
+# load PORT: requests/s of one round against the proxy on PORT.
+load() {
+    if [ "$PROTO" = h2 ]; then
+        taskset -c 1 h2load -c "$CONNS" -m 10 -D "$ROUND_S" "http://127.0.0.1:$1/" 2>&1 |
+            awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i) ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }'
+    else
+        taskset -c 1 wrk -t1 -c"$CONNS" -d"${ROUND_S}s" -H "Host: bench.example.com" \
+            "http://127.0.0.1:$1/" | awk '/^Requests\/sec/ { print $2 }'
+    fi
+}
+
 per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v r="$2" -v d="$ROUND_S" 'BEGIN { printf "%.2f", t / hz * 1e6 / (r * d) }'; }
 lower() { [ -z "$2" ] || awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 declare -a BEST BEST_USER
 for round in $(seq 1 "$ROUNDS"); do
     for k in "${!NAMES[@]}"; do
         t0=$(cpu_ticks "${PROCS[$k]}"); u0=$(user_ticks "${PROCS[$k]}")
-        rps=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${ROUND_S}s" -H "Host: bench.example.com" \
-            "http://127.0.0.1:${PORTS[$k]}/" | awk '/^Requests\/sec/ { print $2 }')
+        rps=$(load "${PORTS[$k]}")
         us=$(per_req $(( $(cpu_ticks "${PROCS[$k]}") - t0 )) "$rps")
         user=$(per_req $(( $(user_ticks "${PROCS[$k]}") - u0 )) "$rps")
         if lower "$us" "${BEST[$k]:-}"; then BEST[$k]=$us; fi
