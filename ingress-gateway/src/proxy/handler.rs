@@ -1,14 +1,15 @@
 //! One request through the gateway: route, policy answers (redirects, 403, 413),
 //! endpoint choice, forwarding with retries, response fix-ups, metrics and access log.
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::future::Either;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -221,11 +222,14 @@ impl Drop for Record<'_> {
 
 impl Proxy {
     /// Serves one request (never fails: errors are answered with a page of our own).
-    pub async fn handle(
+    ///
+    /// Routing runs when this is called; an answer of the gateway's own is ready at
+    /// once, and only a forwarded request has a future of its upstream exchange.
+    pub fn handle(
         &self,
         mut req: Request<ClientBody>,
         conn: ConnInfo,
-    ) -> Response<ProxyBody> {
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + '_ {
         let mut record = Record {
             proxy: self,
             conn,
@@ -239,14 +243,15 @@ impl Proxy {
             host: None,
             written: false,
         };
-        // A `let` of its own: the routing result is gone before the await below (a
-        // match around the await would keep its 240 bytes in the request's future).
-        let plan = match self.route(&mut req, &mut record) {
-            Routed::Forward(plan) => plan,
-            Routed::Answer(resp) => return self.finish(resp, &mut record),
-        };
-        let resp = self.send(req, conn, &plan, &mut record.out).await;
-        self.finish(resp, &mut record)
+        match self.route(&mut req, &mut record) {
+            Routed::Answer(resp) => {
+                Either::Left(std::future::ready(self.finish(resp, &mut record)))
+            }
+            Routed::Forward(plan) => Either::Right(async move {
+                let resp = self.send(req, conn, &plan, &mut record.out).await;
+                self.finish(resp, &mut record)
+            }),
+        }
     }
 
     /// What every answer gets: HSTS on TLS, metrics, the access-log line.
@@ -406,13 +411,21 @@ impl Proxy {
 
     /// Sends a routed request upstream (retrying connect failures on other endpoints)
     /// and returns the response, its body still streaming.
-    async fn send(
-        &self,
+    ///
+    /// A plain `fn` that takes the request apart before its future starts: an `async
+    /// fn` would keep the request twice in its state (as the argument and as its parts),
+    /// and the request's whole future is copied at least once per request.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    fn send<'a>(
+        &'a self,
         req: Request<ClientBody>,
         conn: ConnInfo,
-        plan: &Plan,
-        out: &mut Outcome,
-    ) -> Response<ProxyBody> {
+        plan: &'a Plan,
+        out: &'a mut Outcome,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'a {
         let Plan {
             backend,
             options,
@@ -482,176 +495,178 @@ impl Proxy {
         let mut unsent: Option<Box<Request<UpstreamBody>>> = None;
         let mut attempt = 0;
         let mut stale_retries = 0;
-        while attempt < attempts {
-            let Some(i) = pinned
-                .take()
-                .or_else(|| self.balancer.pick(endpoints, options.load_balance, &tried))
-            else {
-                break;
-            };
-            let endpoint = endpoints[i];
-            out.upstream = Some(endpoint);
-            let mut conn = None;
-            if inline {
-                conn = match self.h1.checkout(endpoint) {
-                    Some(c) => Some(c),
-                    None => match H1Pool::connect(endpoint, connect_timeout).await {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            tracing::debug!(%endpoint, error = %e, "upstream connect failed");
-                            last_connect_error = Some(e.to_string());
-                            tried.push(i);
-                            attempt += 1;
-                            continue;
-                        }
-                    },
+        async move {
+            while attempt < attempts {
+                let Some(i) = pinned
+                    .take()
+                    .or_else(|| self.balancer.pick(endpoints, options.load_balance, &tried))
+                else {
+                    break;
                 };
-            }
-            let reused = conn.as_ref().is_some_and(|c| c.reused);
-            let up = match unsent.take() {
-                Some(up) => *up,
-                None => {
-                    let Some(incoming) = body.take().or_else(|| shared.take_returned()) else {
-                        // The body was consumed by the failed attempt: it cannot be resent.
-                        break;
+                let endpoint = endpoints[i];
+                out.upstream = Some(endpoint);
+                let mut conn = None;
+                if inline {
+                    conn = match self.h1.checkout(endpoint) {
+                        Some(c) => Some(c),
+                        None => match H1Pool::connect(endpoint, connect_timeout).await {
+                            Ok(c) => Some(c),
+                            Err(e) => {
+                                tracing::debug!(%endpoint, error = %e, "upstream connect failed");
+                                last_connect_error = Some(e.to_string());
+                                tried.push(i);
+                                attempt += 1;
+                                continue;
+                            }
+                        },
                     };
-                    let upstream_body = UpstreamBody::new(incoming, limit, shared.clone());
-                    let uri = if inline {
-                        http::uri::PathAndQuery::from_maybe_shared(pq.clone())
-                            .ok()
-                            .map(Uri::from)
-                    } else {
-                        upstream_uri(wire, endpoint, &pq)
-                    };
-                    let Some(uri) = uri else {
-                        return page(StatusCode::BAD_REQUEST, "invalid request target");
-                    };
-                    let mut up = Request::new(upstream_body);
-                    *up.method_mut() = parts.method.clone();
-                    *up.uri_mut() = uri;
-                    *up.version_mut() = version;
-                    // hyper-util's client consumes the request even when the connect
-                    // fails, so a later attempt needs a copy of the headers. (Inline
-                    // connects fail before the request is built, and an unanswered
-                    // request comes back whole.)
-                    let keep = !inline && attempt + 1 < attempts;
-                    *up.headers_mut() = if keep {
-                        headers.clone().unwrap_or_default()
-                    } else {
-                        headers.take().unwrap_or_default()
-                    };
-                    up
                 }
-            };
-
-            let guard = self.balancer.start(endpoint);
-            let sent = Instant::now();
-            let has_body = !up.body().is_end_stream();
-            let result = match conn.as_mut() {
-                Some(c) => awaiting_head(c.send(up), &shared, has_body, timeouts)
-                    .await
-                    .map(|r| r.map(UpstreamResponse::Inline).map_err(SendFailure::h1)),
-                None => awaiting_head(
-                    self.upstreams.request(wire, options.connect_timeout, up),
-                    &shared,
-                    has_body,
-                    timeouts,
-                )
-                .await
-                .map(|r| r.map(UpstreamResponse::Client).map_err(SendFailure::pooled)),
-            };
-            out.upstream_latency = Some(sent.elapsed());
-            let resp = match result {
-                Err(Stall::Client) => {
-                    return page(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "the request body stopped arriving",
-                    )
-                }
-                Err(Stall::Upstream) => {
-                    return page(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
-                }
-                Ok(Err(f)) if f.connect => {
-                    tracing::debug!(%endpoint, error = %f.error, "upstream connect failed");
-                    last_connect_error = Some(f.error);
-                    tried.push(i);
-                    attempt += 1;
-                    continue;
-                }
-                Ok(Err(f)) => {
-                    if shared.exceeded() {
-                        return page(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+                let reused = conn.as_ref().is_some_and(|c| c.reused);
+                let up = match unsent.take() {
+                    Some(up) => *up,
+                    None => {
+                        let Some(incoming) = body.take().or_else(|| shared.take_returned()) else {
+                            // The body was consumed by the failed attempt: it cannot be resent.
+                            break;
+                        };
+                        let upstream_body = UpstreamBody::new(incoming, limit, shared.clone());
+                        let uri = if inline {
+                            http::uri::PathAndQuery::from_maybe_shared(pq.clone())
+                                .ok()
+                                .map(Uri::from)
+                        } else {
+                            upstream_uri(wire, endpoint, &pq)
+                        };
+                        let Some(uri) = uri else {
+                            return page(StatusCode::BAD_REQUEST, "invalid request target");
+                        };
+                        let mut up = Request::new(upstream_body);
+                        *up.method_mut() = parts.method.clone();
+                        *up.uri_mut() = uri;
+                        *up.version_mut() = version;
+                        // hyper-util's client consumes the request even when the connect
+                        // fails, so a later attempt needs a copy of the headers. (Inline
+                        // connects fail before the request is built, and an unanswered
+                        // request comes back whole.)
+                        let keep = !inline && attempt + 1 < attempts;
+                        *up.headers_mut() = if keep {
+                            headers.clone().unwrap_or_default()
+                        } else {
+                            headers.take().unwrap_or_default()
+                        };
+                        up
                     }
-                    // A pooled connection the backend closed meanwhile: send the request
-                    // again on a fresh connection (see REPLAY_AFTER_IDLE).
-                    let replayable = parts.method.is_idempotent()
-                        || conn
-                            .as_ref()
-                            .is_some_and(|c| c.idle_for >= REPLAY_AFTER_IDLE);
-                    let replay = reused && stale_retries < 4 && replayable;
-                    if let Some(up) = f.unsent.filter(|_| replay) {
-                        unsent = Some(up);
-                        stale_retries += 1;
-                        pinned = Some(i);
+                };
+
+                let guard = self.balancer.start(endpoint);
+                let sent = Instant::now();
+                let has_body = !up.body().is_end_stream();
+                let result = match conn.as_mut() {
+                    Some(c) => awaiting_head(c.send(up), &shared, has_body, timeouts)
+                        .await
+                        .map(|r| r.map(UpstreamResponse::Inline).map_err(SendFailure::h1)),
+                    None => awaiting_head(
+                        self.upstreams.request(wire, options.connect_timeout, up),
+                        &shared,
+                        has_body,
+                        timeouts,
+                    )
+                    .await
+                    .map(|r| r.map(UpstreamResponse::Client).map_err(SendFailure::pooled)),
+                };
+                out.upstream_latency = Some(sent.elapsed());
+                let resp = match result {
+                    Err(Stall::Client) => {
+                        return page(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "the request body stopped arriving",
+                        )
+                    }
+                    Err(Stall::Upstream) => {
+                        return page(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
+                    }
+                    Ok(Err(f)) if f.connect => {
+                        tracing::debug!(%endpoint, error = %f.error, "upstream connect failed");
+                        last_connect_error = Some(f.error);
+                        tried.push(i);
+                        attempt += 1;
                         continue;
                     }
-                    tracing::debug!(%endpoint, error = %f.error, "upstream request failed");
-                    return page(StatusCode::BAD_GATEWAY, "upstream request failed");
-                }
-                Ok(Ok(resp)) => resp,
-            };
+                    Ok(Err(f)) => {
+                        if shared.exceeded() {
+                            return page(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+                        }
+                        // A pooled connection the backend closed meanwhile: send the request
+                        // again on a fresh connection (see REPLAY_AFTER_IDLE).
+                        let replayable = parts.method.is_idempotent()
+                            || conn
+                                .as_ref()
+                                .is_some_and(|c| c.idle_for >= REPLAY_AFTER_IDLE);
+                        let replay = reused && stale_retries < 4 && replayable;
+                        if let Some(up) = f.unsent.filter(|_| replay) {
+                            unsent = Some(up);
+                            stale_retries += 1;
+                            pinned = Some(i);
+                            continue;
+                        }
+                        tracing::debug!(%endpoint, error = %f.error, "upstream request failed");
+                        return page(StatusCode::BAD_GATEWAY, "upstream request failed");
+                    }
+                    Ok(Ok(resp)) => resp,
+                };
 
-            let (mut rparts, body) = match resp {
-                UpstreamResponse::Client(mut resp) => {
-                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrading {
-                        let upstream = UpstreamUpgrade(hyper::upgrade::on(&mut resp));
-                        let (mut parts, _) = resp.into_parts();
-                        parts.extensions.insert(upstream);
-                        return Response::from_parts(parts, ProxyBody::empty());
+                let (mut rparts, body) = match resp {
+                    UpstreamResponse::Client(mut resp) => {
+                        if resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrading {
+                            let upstream = UpstreamUpgrade(hyper::upgrade::on(&mut resp));
+                            let (mut parts, _) = resp.into_parts();
+                            parts.extensions.insert(upstream);
+                            return Response::from_parts(parts, ProxyBody::empty());
+                        }
+                        let (parts, rbody) = resp.into_parts();
+                        let body = ProxyBody::Upstream {
+                            body: rbody,
+                            guard: Some(guard),
+                            timer: InactivityTimer::new(timeouts.read),
+                        };
+                        (parts, body)
                     }
-                    let (parts, rbody) = resp.into_parts();
-                    let body = ProxyBody::Upstream {
-                        body: rbody,
-                        guard: Some(guard),
-                        timer: InactivityTimer::new(timeouts.read),
-                    };
-                    (parts, body)
-                }
-                UpstreamResponse::Inline(resp) => {
-                    let (parts, reader) = resp.into_parts();
-                    let Some(conn) = conn else {
-                        unreachable!("an inline exchange has its connection");
-                    };
-                    let body = PooledBody::new(
-                        reader,
-                        conn,
-                        self.h1.clone(),
-                        endpoint,
-                        guard,
-                        timeouts.read,
-                    );
-                    (parts, ProxyBody::Pooled(Box::new(body)))
-                }
-            };
-            hdr::strip_hop_by_hop(&mut rparts.headers, false, false);
-            if set_cookie {
-                if let Some(a) = affinity {
-                    let cookie = format!(
-                        "{}={}; Path=/; HttpOnly",
-                        a.cookie_name,
-                        affinity_value(endpoint)
-                    );
-                    if let Ok(v) = HeaderValue::try_from(cookie) {
-                        rparts.headers.append(header::SET_COOKIE, v);
+                    UpstreamResponse::Inline(resp) => {
+                        let (parts, reader) = resp.into_parts();
+                        let Some(conn) = conn else {
+                            unreachable!("an inline exchange has its connection");
+                        };
+                        let body = PooledBody::new(
+                            reader,
+                            conn,
+                            self.h1.clone(),
+                            endpoint,
+                            guard,
+                            timeouts.read,
+                        );
+                        (parts, ProxyBody::Pooled(Box::new(body)))
+                    }
+                };
+                hdr::strip_hop_by_hop(&mut rparts.headers, false, false);
+                if set_cookie {
+                    if let Some(a) = affinity {
+                        let cookie = format!(
+                            "{}={}; Path=/; HttpOnly",
+                            a.cookie_name,
+                            affinity_value(endpoint)
+                        );
+                        if let Ok(v) = HeaderValue::try_from(cookie) {
+                            rparts.headers.append(header::SET_COOKIE, v);
+                        }
                     }
                 }
+                return Response::from_parts(rparts, body);
             }
-            return Response::from_parts(rparts, body);
+            if let Some(e) = last_connect_error {
+                tracing::warn!(service = %backend.service, error = %e, "no endpoint reachable");
+            }
+            page(StatusCode::BAD_GATEWAY, "upstream connection failed")
         }
-        if let Some(e) = last_connect_error {
-            tracing::warn!(service = %backend.service, error = %e, "no endpoint reachable");
-        }
-        page(StatusCode::BAD_GATEWAY, "upstream connection failed")
     }
 }
 
@@ -695,31 +710,59 @@ fn head_deadline(
 /// [`head_deadline`]; a request without a body waits `read` for it). The body moves on
 /// the upstream side's own task when hyper's client sends it, so the deadline is
 /// looked at again whenever the timer fires, not only when this task is woken.
-async fn awaiting_head<F: Future>(
+fn awaiting_head<F: Future>(
     exchange: F,
     shared: &BodyShared,
     has_body: bool,
     t: Timeouts,
-) -> Result<F::Output, Stall> {
-    if !has_body {
-        return tokio::time::timeout(t.read, exchange)
-            .await
-            .map_err(|_| Stall::Upstream);
-    }
+) -> AwaitingHead<'_, F> {
     let started = tokio::time::Instant::now();
-    let mut exchange = pin!(exchange);
-    let mut timer = pin!(tokio::time::sleep(t.send));
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = exchange.as_mut().poll(cx) {
+    let first = if has_body { t.send } else { t.read };
+    AwaitingHead {
+        exchange,
+        timer: tokio::time::sleep_until(started + first),
+        shared,
+        started,
+        has_body,
+        t,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`awaiting_head`]; written out rather than an `async fn`, which
+    /// would keep the exchange's future (a kilobyte) two or three times over in its
+    /// state, and that state is copied with every request's future.
+    struct AwaitingHead<'a, F> {
+        #[pin]
+        exchange: F,
+        #[pin]
+        timer: tokio::time::Sleep,
+        shared: &'a BodyShared,
+        started: tokio::time::Instant,
+        has_body: bool,
+        t: Timeouts,
+    }
+}
+
+impl<F: Future> Future for AwaitingHead<'_, F> {
+    type Output = Result<F::Output, Stall>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut me = self.project();
+        if let Poll::Ready(out) = me.exchange.poll(cx) {
             return Poll::Ready(Ok(out));
         }
-        let (deadline, stall) = head_deadline(shared.progress(), started, t);
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-        timer.as_mut().poll(cx).map(|()| Err(stall))
-    })
-    .await
+        let stall = if *me.has_body {
+            let (deadline, stall) = head_deadline(me.shared.progress(), *me.started, *me.t);
+            if me.timer.deadline() != deadline {
+                me.timer.as_mut().reset(deadline);
+            }
+            stall
+        } else {
+            Stall::Upstream
+        };
+        me.timer.poll(cx).map(|()| Err(stall))
+    }
 }
 
 fn upstream_uri(wire: Wire, endpoint: SocketAddr, pq: &Bytes) -> Option<Uri> {
