@@ -9,7 +9,8 @@
 # same echo backend, proxies pinned to core 0 and load to core 1 as in run.sh; prints
 # every round and, at the end, each one's lowest CPU µs per request (the least disturbed
 # round: single runs on a shared VM drift by ±15 %) and lowest user-time µs per request
-# (the proxy's own code; the rest is the kernel's TCP work, the same for every build).
+# (the proxy's own code; the rest is the kernel's TCP work, the same for every build),
+# then the medians of both and of requests/s.
 # PROTO=h2: HTTP/2 instead, h2load (h2c prior knowledge) with CONNS connections x 10
 # streams. Bounded: ROUNDS x (1 + builds) x ROUND_S seconds.
 set -euo pipefail
@@ -51,16 +52,21 @@ load() {
 
 per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v r="$2" -v d="$ROUND_S" 'BEGIN { printf "%.2f", t / hz * 1e6 / (r * d) }'; }
 lower() { [ -z "$2" ] || awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
-declare -a BEST BEST_USER
+declare -a BEST BEST_USER ALL ALL_USER ALL_RPS
 for round in $(seq 1 "$ROUNDS"); do
     for k in "${!NAMES[@]}"; do
         t0=$(cpu_ticks "${PROCS[$k]}"); u0=$(user_ticks "${PROCS[$k]}")
         rps=$(load "${PORTS[$k]}")
         us=$(per_req $(( $(cpu_ticks "${PROCS[$k]}") - t0 )) "$rps")
         user=$(per_req $(( $(user_ticks "${PROCS[$k]}") - u0 )) "$rps")
+        ALL[$k]="${ALL[$k]:-} $us"; ALL_USER[$k]="${ALL_USER[$k]:-} $user"; ALL_RPS[$k]="${ALL_RPS[$k]:-} $rps"
         if lower "$us" "${BEST[$k]:-}"; then BEST[$k]=$us; fi
         if lower "$user" "${BEST_USER[$k]:-}"; then BEST_USER[$k]=$user; fi
         echo "round $round ${NAMES[$k]} rps=$rps cpu_us_per_req=$us user_us_per_req=$user"
     done
 done
-for k in "${!NAMES[@]}"; do echo "MIN ${NAMES[$k]} ${BEST[$k]} user ${BEST_USER[$k]}"; done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for k in "${!NAMES[@]}"; do
+    echo "MIN ${NAMES[$k]} ${BEST[$k]} user ${BEST_USER[$k]}"
+    echo "MEDIAN ${NAMES[$k]} $(median <<<"${ALL[$k]}") user $(median <<<"${ALL_USER[$k]}") rps $(median <<<"${ALL_RPS[$k]}")"
+done

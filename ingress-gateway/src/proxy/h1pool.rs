@@ -118,10 +118,18 @@ impl H1Conn {
     /// until the response head arrives; interim (1xx) responses are skipped. A request
     /// body is sent while the response is awaited, so an upstream that answers early
     /// (say 413) is heard.
-    pub async fn send(
+    ///
+    /// A plain `fn` that writes the head into the buffer before the future starts: an
+    /// `async fn` would keep the request twice in its state (the argument and its
+    /// parts), and the state is copied with every request's future.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    pub fn send(
         &mut self,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<BodyDecoder>, SendError> {
+    ) -> impl Future<Output = Result<Response<BodyDecoder>, SendError>> + Send + '_ {
         self.reusable = false;
         let (parts, mut body) = req.into_parts();
         let framing = RequestFraming::of(&parts.headers, body.is_end_stream());
@@ -134,73 +142,76 @@ impl H1Conn {
             &parts.headers,
             framing,
         );
-        let mut body_read = false;
-        let mut got_bytes = false;
-        // A response that came before the whole body went out ends the connection.
-        let mut request_complete = true;
-        let head = match self.stream.write_all(&self.write).await {
-            Err(e) => Err(format!("writing the request: {e}")),
-            // No body to send (also `Content-Length: 0`): the body is never polled, so
-            // the request stays whole for a replay.
-            Ok(()) if body.is_end_stream() => {
-                read_head(
-                    &mut self.stream,
-                    &mut self.read,
-                    &parts.method,
-                    &mut got_bytes,
-                )
-                .await
-            }
-            Ok(()) => {
-                body_read = true;
-                let (outcome, complete) = {
-                    let (mut rd, mut wr) = self.stream.split();
-                    let mut sent = pin!(write_body(&mut wr, &mut body, framing));
-                    let mut head = pin!(read_head(
-                        &mut rd,
+        async move {
+            let mut body_read = false;
+            let mut got_bytes = false;
+            // A response that came before the whole body went out ends the connection.
+            let mut request_complete = true;
+            let head = match self.stream.write_all(&self.write).await {
+                Err(e) => Err(format!("writing the request: {e}")),
+                // No body to send (also `Content-Length: 0`): the body is never polled, so
+                // the request stays whole for a replay.
+                Ok(()) if body.is_end_stream() => {
+                    read_head(
+                        &mut self.stream,
                         &mut self.read,
                         &parts.method,
-                        &mut got_bytes
-                    ));
-                    let mut sending = true;
-                    let mut complete = false;
-                    let mut write_error = None;
-                    let outcome = std::future::poll_fn(|cx| {
-                        if sending {
-                            match sent.as_mut().poll(cx) {
-                                Poll::Ready(Ok(())) => {
-                                    sending = false;
-                                    complete = true;
+                        &mut got_bytes,
+                    )
+                    .await
+                }
+                Ok(()) => {
+                    body_read = true;
+                    let (outcome, complete) = {
+                        let (mut rd, mut wr) = self.stream.split();
+                        let mut sent = pin!(write_body(&mut wr, &mut body, framing));
+                        let mut head = pin!(read_head(
+                            &mut rd,
+                            &mut self.read,
+                            &parts.method,
+                            &mut got_bytes
+                        ));
+                        let mut sending = true;
+                        let mut complete = false;
+                        let mut write_error = None;
+                        let outcome = std::future::poll_fn(|cx| {
+                            if sending {
+                                match sent.as_mut().poll(cx) {
+                                    Poll::Ready(Ok(())) => {
+                                        sending = false;
+                                        complete = true;
+                                    }
+                                    Poll::Ready(Err(WriteError::Client(e))) => {
+                                        return Poll::Ready(Err(e.to_string()));
+                                    }
+                                    // The upstream may have answered and closed: read on.
+                                    Poll::Ready(Err(WriteError::Upstream(e))) => {
+                                        sending = false;
+                                        write_error = Some(e);
+                                    }
+                                    Poll::Pending => {}
                                 }
-                                Poll::Ready(Err(WriteError::Client(e))) => {
-                                    return Poll::Ready(Err(e.to_string()));
-                                }
-                                // The upstream may have answered and closed: read on.
-                                Poll::Ready(Err(WriteError::Upstream(e))) => {
-                                    sending = false;
-                                    write_error = Some(e);
-                                }
-                                Poll::Pending => {}
                             }
-                        }
-                        head.as_mut().poll(cx)
-                    })
-                    .await;
-                    let outcome = outcome.map_err(|e| match write_error {
-                        Some(w) => format!("{e} (writing the request body: {w})"),
-                        None => e,
-                    });
-                    (outcome, complete)
-                };
-                request_complete = complete;
-                outcome
-            }
-        };
-        match head {
-            Ok(head) => Ok(self.response(head, request_complete)),
-            Err(error) => {
-                let unsent = (!got_bytes && !body_read).then(|| Request::from_parts(parts, body));
-                Err(SendError { error, unsent })
+                            head.as_mut().poll(cx)
+                        })
+                        .await;
+                        let outcome = outcome.map_err(|e| match write_error {
+                            Some(w) => format!("{e} (writing the request body: {w})"),
+                            None => e,
+                        });
+                        (outcome, complete)
+                    };
+                    request_complete = complete;
+                    outcome
+                }
+            };
+            match head {
+                Ok(head) => Ok(self.response(head, request_complete)),
+                Err(error) => {
+                    let unsent =
+                        (!got_bytes && !body_read).then(|| Request::from_parts(parts, body));
+                    Err(SendError { error, unsent })
+                }
             }
         }
     }

@@ -234,15 +234,25 @@ fn poll_read_some<S: AsyncRead + Unpin>(
 }
 
 /// One request and its response.
-async fn exchange<S>(
-    io: &mut S,
-    read: &mut BytesMut,
+///
+/// A plain `fn` that takes the request apart and makes the proxy's future for it
+/// (routing runs then) before its own future starts: an `async fn` would keep the
+/// request twice in its state. The proxy's future is boxed on its own, not kept inline:
+/// this future is boxed too (so that an idle connection stays small), and a future
+/// inside it would be copied once more when it starts.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice"
+)]
+fn exchange<'a, S>(
+    io: &'a mut S,
+    read: &'a mut BytesMut,
     head: RequestHead,
     conn: ConnInfo,
-    proxy: &Proxy,
+    proxy: &'a Proxy,
     settings: H1Settings,
-    drain: &CancellationToken,
-) -> Next
+    drain: &'a CancellationToken,
+) -> impl Future<Output = Next> + Send + 'a
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -261,90 +271,92 @@ where
             (ClientBody::H1(body), Some(pump))
         }
     };
-    let mut pumping = Pumping { pump, end: None };
-    let mut handling = pin!(proxy.handle(request.map(|()| body), conn));
-    let response = poll_fn(|cx| {
-        if let Poll::Ready(response) = handling.as_mut().poll(cx) {
-            return Poll::Ready(Some(response));
-        }
-        pumping.poll(cx, io, read);
-        if pumping.poll_hangup(cx, io, read) {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await;
-    let Some(response) = response else {
-        // Dropping the request's future cancels the upstream exchange; the proxy
-        // records the request as 499.
-        tracing::debug!(client = %conn.client, "the client closed the connection before the answer");
-        return Next::Close { linger: false };
-    };
-    // The proxy may have dropped the body unread (a 413, a redirect): learn it now.
-    poll_fn(|cx| {
-        pumping.poll(cx, io, read);
-        Poll::Ready(())
-    })
-    .await;
+    let mut handling = Box::pin(proxy.handle(request.map(|()| body), conn));
+    async move {
+        let mut pumping = Pumping { pump, end: None };
+        let response = poll_fn(|cx| {
+            if let Poll::Ready(response) = handling.as_mut().poll(cx) {
+                return Poll::Ready(Some(response));
+            }
+            pumping.poll(cx, io, read);
+            if pumping.poll_hangup(cx, io, read) {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        let Some(response) = response else {
+            // Dropping the request's future cancels the upstream exchange; the proxy
+            // records the request as 499.
+            tracing::debug!(client = %conn.client, "the client closed the connection before the answer");
+            return Next::Close { linger: false };
+        };
+        // The proxy may have dropped the body unread (a 413, a redirect): learn it now.
+        poll_fn(|cx| {
+            pumping.poll(cx, io, read);
+            Poll::Ready(())
+        })
+        .await;
 
-    let (mut parts, mut body) = response.into_parts();
-    let upgrade = match parts.status {
-        StatusCode::SWITCHING_PROTOCOLS => parts.extensions.remove::<UpstreamUpgrade>(),
-        _ => None,
-    };
-    let framing = if upgrade.is_some() {
-        ResponseFraming::NoBody
-    } else {
-        ResponseFraming::of(
-            parts.status,
-            head_request,
-            version,
-            body.size_hint().exact(),
-        )
-    };
-    let close = !keep_alive
-        || settings.keepalive_timeout.is_zero()
-        || drain.is_cancelled()
-        || framing == ResponseFraming::UntilClose
-        || pumping.broken();
-    let connection = match (close, version) {
-        _ if upgrade.is_some() => ConnectionField::Omit,
-        (true, _) => ConnectionField::Close,
-        (false, Version::HTTP_10) => ConnectionField::KeepAlive,
-        (false, _) => ConnectionField::Omit,
-    };
-    let mut writer = ResponseWriter::new(&parts, framing, connection, settings);
-    let written = poll_fn(|cx| {
-        let written = writer.poll_write(cx, io, Pin::new(&mut body));
-        pumping.poll(cx, io, read);
-        if written.is_pending() && pumping.poll_hangup(cx, io, read) {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "the client closed the connection during the response",
-            )));
+        let (mut parts, mut body) = response.into_parts();
+        let upgrade = match parts.status {
+            StatusCode::SWITCHING_PROTOCOLS => parts.extensions.remove::<UpstreamUpgrade>(),
+            _ => None,
+        };
+        let framing = if upgrade.is_some() {
+            ResponseFraming::NoBody
+        } else {
+            ResponseFraming::of(
+                parts.status,
+                head_request,
+                version,
+                body.size_hint().exact(),
+            )
+        };
+        let close = !keep_alive
+            || settings.keepalive_timeout.is_zero()
+            || drain.is_cancelled()
+            || framing == ResponseFraming::UntilClose
+            || pumping.broken();
+        let connection = match (close, version) {
+            _ if upgrade.is_some() => ConnectionField::Omit,
+            (true, _) => ConnectionField::Close,
+            (false, Version::HTTP_10) => ConnectionField::KeepAlive,
+            (false, _) => ConnectionField::Omit,
+        };
+        let mut writer = ResponseWriter::new(&parts, framing, connection, settings);
+        let written = poll_fn(|cx| {
+            let written = writer.poll_write(cx, io, Pin::new(&mut body));
+            pumping.poll(cx, io, read);
+            if written.is_pending() && pumping.poll_hangup(cx, io, read) {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the client closed the connection during the response",
+                )));
+            }
+            written
+        })
+        .await;
+        drop(body);
+        if let Err(e) = written {
+            tracing::debug!(client = %conn.client, error = %e, "writing the response failed");
+            return Next::Close { linger: false };
         }
-        written
-    })
-    .await;
-    drop(body);
-    if let Err(e) = written {
-        tracing::debug!(client = %conn.client, error = %e, "writing the response failed");
-        return Next::Close { linger: false };
-    }
-    if let Some(upgrade) = upgrade {
-        splice(io, read, upgrade, conn).await;
-        return Next::Close { linger: false };
-    }
-    match pumping.end {
-        // The body is still on its way: the connection cannot go on to a next request.
-        _ if pumping.pump.is_some() => Next::Close { linger: true },
-        Some(PumpEnd::Abandoned) => Next::Close { linger: true },
-        Some(PumpEnd::Failed) => Next::Close { linger: false },
-        // Bytes of a next request already here would turn the close into a reset.
-        _ if close => Next::Close {
-            linger: !read.is_empty(),
-        },
-        _ => Next::KeepAlive,
+        if let Some(upgrade) = upgrade {
+            splice(io, read, upgrade, conn).await;
+            return Next::Close { linger: false };
+        }
+        match pumping.end {
+            // The body is still on its way: the connection cannot go on to a next request.
+            _ if pumping.pump.is_some() => Next::Close { linger: true },
+            Some(PumpEnd::Abandoned) => Next::Close { linger: true },
+            Some(PumpEnd::Failed) => Next::Close { linger: false },
+            // Bytes of a next request already here would turn the close into a reset.
+            _ if close => Next::Close {
+                linger: !read.is_empty(),
+            },
+            _ => Next::KeepAlive,
+        }
     }
 }
 
