@@ -485,9 +485,11 @@ where
     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
         let stream = streams.opened();
+        // The proxy's future boxed: hyper moves this one into its stream's future and
+        // that into a box of its own, and copying kilobytes per stream shows.
         async move {
             let req = req.map(ClientBody::H2);
-            let response = proxy.handle(req, conn).await;
+            let response = Box::pin(proxy.handle(req, conn)).await;
             Ok::<_, std::convert::Infallible>(response.map(|body| WatchedBody::new(body, stream)))
         }
     });
