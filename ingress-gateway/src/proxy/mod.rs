@@ -338,7 +338,8 @@ struct Shared {
     proxy: Arc<Proxy>,
     h2: http2::Builder<TokioExecutor>,
     /// HTTP/1.1 limits; its header read timeout also bounds a TLS handshake and the
-    /// first bytes of every connection.
+    /// first bytes of every connection, and its keep-alive and client send timeouts
+    /// are HTTP/2's too (`h2watch`).
     h1: H1Settings,
     limit: Arc<Semaphore>,
     metrics: Arc<Metrics>,
