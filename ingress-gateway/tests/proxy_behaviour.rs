@@ -278,6 +278,35 @@ async fn send(
     read(resp).await
 }
 
+/// An HTTP/2 connection with prior knowledge to the gateway's plain listener: its
+/// request sender and the task driving it (which ends when the gateway closes it).
+async fn h2c_connect(
+    gw: &Gateway,
+) -> (
+    hyper::client::conn::http2::SendRequest<Body>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    (sender, tokio::spawn(conn))
+}
+
+/// A GET of `uri` (its authority names the virtual host) on an HTTP/2 connection,
+/// answered within `WAIT`.
+async fn h2c_get(
+    sender: &mut hyper::client::conn::http2::SendRequest<Body>,
+    uri: &str,
+) -> Response<hyper::body::Incoming> {
+    let req = Request::get(uri).body(full("")).unwrap();
+    tokio::time::timeout(WAIT, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn get(gw: &Gateway, host: &str, path: &str) -> Request<Body> {
     Request::get(gw.url(path))
         .header("host", host)
@@ -351,20 +380,8 @@ async fn h2c_with_prior_knowledge_is_served() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
     let gw = shop_web(&b, ProxyConfig::new()).await;
     // Prior knowledge over a plain connection; :authority names the virtual host.
-    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = Request::get("http://shop.example.com/h2")
-        .body(full(""))
-        .unwrap();
-    let resp = tokio::time::timeout(WAIT, sender.send_request(req))
-        .await
-        .unwrap()
-        .unwrap();
-    let r = read(resp).await;
+    let (mut sender, _conn) = h2c_connect(&gw).await;
+    let r = read(h2c_get(&mut sender, "http://shop.example.com/h2").await).await;
     assert_eq!(r.version, Version::HTTP_2);
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.echo().service, "web");
@@ -947,19 +964,8 @@ async fn a_client_that_stops_reading_its_response_is_disconnected() {
 
     // HTTP/2: the client's stream window shuts (hyper's client takes data only as the
     // body is read); the connection is closed.
-    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    let h2 = tokio::spawn(conn);
-    let req = Request::get("http://shop.example.com/big")
-        .body(full(""))
-        .unwrap();
-    let resp = tokio::time::timeout(WAIT, sender.send_request(req))
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut sender, h2) = h2c_connect(&gw).await;
+    let resp = h2c_get(&mut sender, "http://shop.example.com/big").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let ended = tokio::time::timeout(WAIT, h2).await;
     assert!(ended.is_ok(), "the HTTP/2 connection must end");
@@ -976,21 +982,10 @@ async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
     let mut cfg = ProxyConfig::new();
     cfg.keepalive_timeout = Duration::from_secs(1);
     let gw = shop_web(&b, cfg).await;
-    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    let h2 = tokio::spawn(conn);
+    let (mut sender, h2) = h2c_connect(&gw).await;
     // Requests every 300 ms for over twice the timeout: never idle for it, kept open.
     for _ in 0..8 {
-        let req = Request::get("http://shop.example.com/")
-            .body(full(""))
-            .unwrap();
-        let resp = tokio::time::timeout(WAIT, sender.send_request(req))
-            .await
-            .unwrap()
-            .unwrap();
+        let resp = h2c_get(&mut sender, "http://shop.example.com/").await;
         assert_eq!(read(resp).await.status, StatusCode::OK);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -1859,12 +1854,7 @@ async fn a_client_that_leaves_before_its_answer_cancels_the_upstream_request() {
     drop(tcp);
     assert_eq!(next_event(&mut heard).await, "closed");
 
-    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    let h2 = tokio::spawn(conn);
+    let (mut sender, h2) = h2c_connect(&gw).await;
     let req = Request::get("http://shop.example.com/slow")
         .body(full(""))
         .unwrap();
