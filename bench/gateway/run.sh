@@ -14,9 +14,10 @@
 # every host). Prints rps, p50, p99 (h2load: mean and max), RSS after
 # the run, CPU per request split into user and kernel time, how busy the load core was,
 # and the ratio ironlb/nginx; then ROUNDS (6) interleaved ROUND_S (3) s HTTP/1.1 rounds
-# per connection count, with each proxy's lowest CPU per request and median rps; then
-# latency at one fixed rate for both (h2load --h1, 64 connections x RATE (300) requests/s
-# each, ROUNDS interleaved rounds of ROUND_S s; medians of p50, p99, p99.9).
+# per connection count, with each proxy's lowest CPU per request and median rps, and as
+# many HTTP/2 rounds (h2load, median mean latency); then latency at one fixed rate for
+# both (h2load --h1, 64 connections x RATE (300) requests/s each, ROUNDS interleaved
+# rounds of ROUND_S s; medians of p50, p99, p99.9).
 #
 # Reading it: on loopback most of a proxy's CPU is the kernel's TCP work (two reads and
 # two writes per request, plus what nginx adds); user time is what the proxy's own code
@@ -24,7 +25,7 @@
 # set the requests/s, and the rps ratio cannot show more than the load side allows:
 # then CPU per request is the comparison of the proxies, and the fixed-rate latencies
 # (same offered load, load core not saturated) the comparison of their tails.
-# Bounded: about 8 x DURATION + 6 x ROUNDS x ROUND_S s plus build time.
+# Bounded: about 8 x DURATION + 8 x ROUNDS x ROUND_S s plus build time.
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -129,18 +130,23 @@ for conns in 64 256; do
     printf '%-22s %-8s %10s %9s %9s %9s %10s %11s\n' "wrk h1 c=$conns" "ratio" "$(ratio "$i_rps" "$n_rps")x" "$(ratio "$i_p50" "$n_p50")x" "$(ratio "$i_p99" "$n_p99")x" "" "$(ratio "$i_cpu" "$n_cpu")x" "$(ratio "$i_user" "$n_user")x/$(ratio "$i_kern" "$n_kern")x"
 done
 
-t0=$(cpu_ticks "$NGINX_PID")
-read -r n_rps n_mean n_max n_fail < <(run_h2load "http://$NGINX_H2/")
-n_cpu=$(us_per_req $(( $(cpu_ticks "$NGINX_PID") - t0 )) "$n_rps")
-n_rss=$(rss_mib "$NGINX_PID")
-t0=$(cpu_ticks "$IRONLB_PID")
-read -r i_rps i_mean i_max i_fail < <(run_h2load "http://$IRONLB/")
-i_cpu=$(us_per_req $(( $(cpu_ticks "$IRONLB_PID") - t0 )) "$i_rps")
-i_rss=$(rss_mib "$IRONLB_PID")
-printf '%-22s %-8s %10s %9s %9s %9s %10s\n' "h2load h2c c=64 m=10" "" "rps" "mean ms" "max ms" "RSS MiB" "CPU us/req"
-printf '%-22s %-8s %10s %9s %9s %9s %10s  failed=%s\n' "h2load h2c c=64 m=10" nginx "$n_rps" "$n_mean" "$n_max" "$n_rss" "$n_cpu" "$n_fail"
-printf '%-22s %-8s %10s %9s %9s %9s %10s  failed=%s\n' "h2load h2c c=64 m=10" ironlb "$i_rps" "$i_mean" "$i_max" "$i_rss" "$i_cpu" "$i_fail"
-printf '%-22s %-8s %10s %9s %9s %9s %10s\n' "h2load h2c c=64 m=10" "ratio" "$(ratio "$i_rps" "$n_rps")x" "$(ratio "$i_mean" "$n_mean")x" "$(ratio "$i_max" "$n_max")x" "" "$(ratio "$i_cpu" "$n_cpu")x"
+# measure_h2 PID URL: runs h2load; prints "rps mean max failed rss cpu user kernel load%".
+# (CPU over the whole run, h2load's warm-up second included, for both proxies alike.)
+measure_h2() {
+    local pid=$1 t0 u0 b0 i0 b1 i1 rps mean max fail cpu user
+    t0=$(cpu_ticks "$pid"); u0=$(user_ticks "$pid"); read -r b0 i0 < <(load_core_ticks)
+    read -r rps mean max fail < <(run_h2load "$2")
+    read -r b1 i1 < <(load_core_ticks)
+    cpu=$(us_per_req $(( $(cpu_ticks "$pid") - t0 )) "$rps")
+    user=$(us_per_req $(( $(user_ticks "$pid") - u0 )) "$rps")
+    echo "$rps $mean $max $fail $(rss_mib "$pid") $cpu $user $(awk -v c="$cpu" -v u="$user" 'BEGIN { printf "%.1f", c - u }') $(busy_pct "$b0" "$i0" "$b1" "$i1")"
+}
+read -r n_rps n_mean n_max n_fail n_rss n_cpu n_user n_kern n_load < <(measure_h2 "$NGINX_PID" "http://$NGINX_H2/")
+read -r i_rps i_mean i_max i_fail i_rss i_cpu i_user i_kern i_load < <(measure_h2 "$IRONLB_PID" "http://$IRONLB/")
+printf '%-22s %-8s %10s %9s %9s %9s %10s %11s %6s\n' "h2load h2c c=64 m=10" "" "rps" "mean ms" "max ms" "RSS MiB" "CPU us/req" "user/kernel" "load%"
+printf '%-22s %-8s %10s %9s %9s %9s %10s %11s %6s  failed=%s\n' "h2load h2c c=64 m=10" nginx "$n_rps" "$n_mean" "$n_max" "$n_rss" "$n_cpu" "$n_user/$n_kern" "$n_load" "$n_fail"
+printf '%-22s %-8s %10s %9s %9s %9s %10s %11s %6s  failed=%s\n' "h2load h2c c=64 m=10" ironlb "$i_rps" "$i_mean" "$i_max" "$i_rss" "$i_cpu" "$i_user/$i_kern" "$i_load" "$i_fail"
+printf '%-22s %-8s %10s %9s %9s %9s %10s %11s\n' "h2load h2c c=64 m=10" "ratio" "$(ratio "$i_rps" "$n_rps")x" "$(ratio "$i_mean" "$n_mean")x" "$(ratio "$i_max" "$n_max")x" "" "$(ratio "$i_cpu" "$n_cpu")x" "$(ratio "$i_user" "$n_user")x/$(ratio "$i_kern" "$n_kern")x"
 
 # Interleaved rounds: on a shared VM the machine's speed drifts by ±15 % within minutes,
 # so one long run of each proxy after the other can favour either. Alternating short
@@ -158,22 +164,46 @@ round_cpu() { # pid url conns -> "us_per_req rps user_us_per_req p99_ms"
 }
 min_of() { sort -n -k"$2" "$1" | head -1 | cut -d' ' -f"$2"; }
 median_of() { sort -n -k"$2" "$1" | awk -v k="$2" '{ r[NR] = $k } END { print r[int((NR + 1) / 2)] }'; }
+# print_rounds LABEL: each proxy's line and the ratio from $TMP/rounds.{nginx,ironlb}
+# ("us_per_req rps user_us_per_req latency_ms" per round).
+print_rounds() {
+    for p in nginx ironlb; do
+        printf '%-22s %-8s %10s %10s %10.0f %10s\n' "$1" "$p" "$(min_of "$TMP/rounds.$p" 1)" \
+            "$(min_of "$TMP/rounds.$p" 3)" "$(median_of "$TMP/rounds.$p" 2)" "$(median_of "$TMP/rounds.$p" 4)"
+    done
+    printf '%-22s %-8s %10s %10s %10s %10s\n' "$1" ratio \
+        "$(ratio "$(min_of "$TMP/rounds.ironlb" 1)" "$(min_of "$TMP/rounds.nginx" 1)")x" \
+        "$(ratio "$(min_of "$TMP/rounds.ironlb" 3)" "$(min_of "$TMP/rounds.nginx" 3)")x" \
+        "$(ratio "$(median_of "$TMP/rounds.ironlb" 2)" "$(median_of "$TMP/rounds.nginx" 2)")x" \
+        "$(ratio "$(median_of "$TMP/rounds.ironlb" 4)" "$(median_of "$TMP/rounds.nginx" 4)")x"
+}
 for conns in 64 256; do
     : >"$TMP/rounds.nginx"; : >"$TMP/rounds.ironlb"
     for _ in $(seq 1 "$ROUNDS"); do
         round_cpu "$NGINX_PID" "http://$NGINX_H1/" "$conns" >>"$TMP/rounds.nginx"
         round_cpu "$IRONLB_PID" "http://$IRONLB/" "$conns" >>"$TMP/rounds.ironlb"
     done
-    for p in nginx ironlb; do
-        printf '%-22s %-8s %10s %10s %10.0f %10s\n' "wrk h1 c=$conns" "$p" "$(min_of "$TMP/rounds.$p" 1)" \
-            "$(min_of "$TMP/rounds.$p" 3)" "$(median_of "$TMP/rounds.$p" 2)" "$(median_of "$TMP/rounds.$p" 4)"
-    done
-    printf '%-22s %-8s %10s %10s %10s %10s\n' "wrk h1 c=$conns" ratio \
-        "$(ratio "$(min_of "$TMP/rounds.ironlb" 1)" "$(min_of "$TMP/rounds.nginx" 1)")x" \
-        "$(ratio "$(min_of "$TMP/rounds.ironlb" 3)" "$(min_of "$TMP/rounds.nginx" 3)")x" \
-        "$(ratio "$(median_of "$TMP/rounds.ironlb" 2)" "$(median_of "$TMP/rounds.nginx" 2)")x" \
-        "$(ratio "$(median_of "$TMP/rounds.ironlb" 4)" "$(median_of "$TMP/rounds.nginx" 4)")x"
+    print_rounds "wrk h1 c=$conns"
 done
+
+# HTTP/2 rounds the same way (h2load, 64 connections x 10 streams, no warm-up).
+round_h2() { # pid url -> "us_per_req rps user_us_per_req mean_ms"
+    local t0 u0 rps mean
+    t0=$(cpu_ticks "$1"); u0=$(user_ticks "$1")
+    read -r rps mean < <(taskset -c "$LOAD_CPU" h2load -c 64 -m 10 -D "$ROUND_S" "$2" 2>&1 | awk '
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        /^finished in/ { for (i = 1; i <= NF; i++) if ($(i) ~ /req\/s/) rps = $(i-1) }
+        /^time for request:/ { mean = ms($6) }
+        END { gsub(",", "", rps); printf "%.0f %.2f\n", rps, mean }')
+    echo "$(us_per_req $(( $(cpu_ticks "$1") - t0 )) "$rps" "$ROUND_S") $rps $(us_per_req $(( $(user_ticks "$1") - u0 )) "$rps" "$ROUND_S") $mean"
+}
+printf '\n%-22s %-8s %10s %10s %10s %10s  (%s interleaved rounds of %s s)\n' "HTTP/2" "proxy" "min us/req" "min user" "median rps" "med. mean" "$ROUNDS" "$ROUND_S"
+: >"$TMP/rounds.nginx"; : >"$TMP/rounds.ironlb"
+for _ in $(seq 1 "$ROUNDS"); do
+    round_h2 "$NGINX_PID" "http://$NGINX_H2/" >>"$TMP/rounds.nginx"
+    round_h2 "$IRONLB_PID" "http://$IRONLB/" >>"$TMP/rounds.ironlb"
+done
+print_rounds "h2load c=64 m=10"
 
 # Fixed rate: both proxies get the same offered load, below what the load core can
 # generate, so the latency is the proxies' own rather than wrk's queueing.
