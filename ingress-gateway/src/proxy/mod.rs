@@ -166,7 +166,8 @@ pub struct ProxyConfig {
 
 impl ProxyConfig {
     /// The defaults of the command line (ingress-nginx's where it has one: connect 5 s,
-    /// read and send 60 s, keep-alive 75 s, HSTS `max-age=31536000; includeSubDomains`), without listeners.
+    /// read and send 60 s, keep-alive 75 s, HSTS `max-age=31536000;
+    /// includeSubDomains`), without listeners.
     pub fn new() -> ProxyConfig {
         ProxyConfig {
             http: None,
@@ -508,16 +509,14 @@ where
     let ended = loop {
         tokio::select! {
             ended = connection.as_mut() => break ended,
-            _ = shared.drain.cancelled() => {
-                connection.as_mut().graceful_shutdown();
-                break connection.await;
-            }
+            _ = shared.drain.cancelled() => {}
             _ = check.as_mut() => match watch.verdict(tokio::time::Instant::now(), limits) {
-                Verdict::CheckAt(at) => check.as_mut().reset(at),
+                Verdict::CheckAt(at) => {
+                    check.as_mut().reset(at);
+                    continue;
+                }
                 Verdict::Idle => {
                     tracing::debug!(client = %conn.client, "idle HTTP/2 connection closed");
-                    connection.as_mut().graceful_shutdown();
-                    break connection.await;
                 }
                 Verdict::Stalled => {
                     tracing::debug!(client = %conn.client, "an HTTP/2 client took none of a response for the client send timeout; connection closed");
@@ -525,6 +524,9 @@ where
                 }
             },
         }
+        // Draining or idle: GOAWAY, then the open streams finish.
+        connection.as_mut().graceful_shutdown();
+        break connection.await;
     };
     if let Err(e) = ended {
         tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
