@@ -79,8 +79,14 @@ struct State {
     /// (`Some`), or none is waiting on it. Freed slots are listed in `free`.
     waits: Vec<Option<Instant>>,
     free: Vec<usize>,
-    open: usize,
     idle_since: Instant,
+}
+
+impl State {
+    /// Streams open: the slots not freed.
+    fn open(&self) -> usize {
+        self.waits.len() - self.free.len()
+    }
 }
 
 impl StreamWatch {
@@ -90,7 +96,6 @@ impl StreamWatch {
             state: Mutex::new(State {
                 waits: Vec::new(),
                 free: Vec::new(),
-                open: 0,
                 idle_since: Instant::now(),
             }),
         })
@@ -104,7 +109,6 @@ impl StreamWatch {
     /// A stream opened; it counts until the guard is dropped.
     pub fn opened(self: &Arc<Self>) -> StreamGuard {
         let mut state = self.lock();
-        state.open += 1;
         let slot = match state.free.pop() {
             Some(slot) => slot,
             None => {
@@ -123,7 +127,7 @@ impl StreamWatch {
     pub fn verdict(&self, now: Instant, limits: WatchLimits) -> Verdict {
         let state = self.lock();
         let oldest = state.waits.iter().flatten().min().copied();
-        judge(state.open, state.idle_since, oldest, now, limits)
+        judge(state.open(), state.idle_since, oldest, now, limits)
     }
 }
 
@@ -154,8 +158,7 @@ impl Drop for StreamGuard {
         let mut state = self.watch.lock();
         state.waits[self.slot] = None;
         state.free.push(self.slot);
-        state.open -= 1;
-        if state.open == 0 {
+        if state.open() == 0 {
             state.idle_since = Instant::now();
         }
     }
