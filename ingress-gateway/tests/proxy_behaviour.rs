@@ -996,6 +996,44 @@ async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
     assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 8);
 }
 
+/// The last piece of a response is handed to hyper whole, so its stream has ended for
+/// the gateway while the client's shut window still keeps most of it back: the idle
+/// connection's GOAWAY then waits on it, and the client send timeout bounds that wait.
+#[tokio::test]
+async fn an_http2_client_that_never_takes_the_last_piece_is_disconnected() {
+    const BODY: usize = 4000;
+    let reply: &'static [u8] = Box::leak(
+        [
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes(),
+            vec![b'x'; BODY],
+        ]
+        .concat()
+        .into_boxed_slice(),
+    );
+    let port = head_only_backend(reply, Duration::from_secs(60)).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.keepalive_timeout = Duration::from_secs(1);
+    cfg.client_send_timeout = Duration::from_secs(1);
+    let gw = shop_web_on_annotated(port, &[], cfg).await;
+    // A stream window of 16 bytes, opened again only as the body is read: never.
+    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(16)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let h2 = tokio::spawn(conn);
+    let resp = h2c_get(&mut sender, "http://shop.example.com/last-piece").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ended = tokio::time::timeout(WAIT, h2).await;
+    assert!(ended.is_ok(), "the HTTP/2 connection must end");
+    let read = tokio::time::timeout(WAIT, resp.into_body().collect()).await;
+    assert!(
+        matches!(read, Ok(Err(_))),
+        "the body must end short: {read:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_oversized_body_is_413_declared_or_streamed() {
     let b = Backends::new().service("web", &[pod("web", "web-1")]).await;

@@ -1,10 +1,13 @@
 //! The waits of an HTTP/2 connection that hyper's server does not bound, watched beside
 //! it: a connection with no open stream (closed after the keep-alive timeout, as nginx's
-//! `keepalive_timeout` closes an idle HTTP/2 connection; hyper only pings it), and a
-//! stream whose client takes none of its data (hyper stops polling a response body while
-//! the client's flow-control window is shut, so the body's own timers never run). A
-//! stream stalled for the client send timeout closes its whole connection: hyper offers
-//! no way to reset one stream from outside (nginx resets that stream alone).
+//! `keepalive_timeout` closes an idle HTTP/2 connection; hyper only pings it), a stream
+//! whose client takes none of its data (hyper stops polling a response body while the
+//! client's flow-control window is shut, so the body's own timers never run), and a
+//! connection closing after GOAWAY whose client never takes the last data hyper holds
+//! (a response's last piece is handed to hyper whole, so its stream ended for the watch
+//! while the client's window still keeps part of it back). A stream stalled for the
+//! client send timeout closes its whole connection: hyper offers no way to reset one
+//! stream from outside (nginx resets that stream alone).
 //!
 //! [`judge`] is the pure core; [`StreamWatch`] keeps what it needs, fed by a
 //! [`WatchedBody`] around every response body.
@@ -34,35 +37,50 @@ pub enum Verdict {
     CheckAt(Instant),
     /// No stream open for the idle limit: close gracefully (GOAWAY).
     Idle,
-    /// A client took none of its data for the client send limit: close now.
+    /// A client took none of its data for the client send limit (a stream's, or once
+    /// closing, what hyper still holds after the last stream ended): close now.
     Stalled,
 }
 
-/// The verdict on a connection with `open` streams (none since `idle_since`), the oldest
-/// of them waiting on its client since `oldest_wait`. It looks again at least every
+/// What the watch saw of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Streams open.
+    pub open: usize,
+    /// When the last stream ended (or the connection started).
+    pub idle_since: Instant,
+    /// Since when the longest-waiting stream's client has data it has not taken.
+    pub oldest_wait: Option<Instant>,
+    /// When the connection started closing (GOAWAY sent), if it did.
+    pub closing_since: Option<Instant>,
+}
+
+/// The verdict on a connection as `seen`, as of `now`. It looks again at least every
 /// quarter of the send limit: a stream that opens or starts waiting does not wake the
 /// watch, so a stall is seen within 1.25 times the limit.
-pub fn judge(
-    open: usize,
-    idle_since: Instant,
-    oldest_wait: Option<Instant>,
-    now: Instant,
-    limits: WatchLimits,
-) -> Verdict {
+pub fn judge(seen: Seen, now: Instant, limits: WatchLimits) -> Verdict {
     let mut next = now + limits.client_send / 4;
-    if let Some(since) = oldest_wait {
+    if let Some(since) = seen.oldest_wait {
         let stalled_at = since + limits.client_send;
         if now >= stalled_at {
             return Verdict::Stalled;
         }
         next = next.min(stalled_at);
     }
-    if open == 0 {
-        let idle_until = idle_since + limits.idle;
-        if now >= idle_until {
-            return Verdict::Idle;
+    if seen.open == 0 {
+        // Closing with no stream open, hyper has only to hand over what it holds and
+        // close: given the client send limit for that, not the idle limit.
+        let (until, verdict) = match seen.closing_since {
+            None => (seen.idle_since + limits.idle, Verdict::Idle),
+            Some(closing) => (
+                seen.idle_since.max(closing) + limits.client_send,
+                Verdict::Stalled,
+            ),
+        };
+        if now >= until {
+            return verdict;
         }
-        next = next.min(idle_until);
+        next = next.min(until);
     }
     Verdict::CheckAt(next)
 }
@@ -80,6 +98,7 @@ struct State {
     waits: Vec<Option<Instant>>,
     free: Vec<usize>,
     idle_since: Instant,
+    closing_since: Option<Instant>,
 }
 
 impl State {
@@ -97,6 +116,7 @@ impl StreamWatch {
                 waits: Vec::new(),
                 free: Vec::new(),
                 idle_since: Instant::now(),
+                closing_since: None,
             }),
         })
     }
@@ -123,11 +143,22 @@ impl StreamWatch {
         }
     }
 
+    /// The connection starts closing (GOAWAY sent) now.
+    pub fn closing(&self) {
+        self.lock().closing_since.get_or_insert_with(Instant::now);
+    }
+
     /// The verdict as of `now`.
     pub fn verdict(&self, now: Instant, limits: WatchLimits) -> Verdict {
         let state = self.lock();
-        let oldest = state.waits.iter().flatten().min().copied();
-        judge(state.open(), state.idle_since, oldest, now, limits)
+        let seen = Seen {
+            open: state.open(),
+            idle_since: state.idle_since,
+            oldest_wait: state.waits.iter().flatten().min().copied(),
+            closing_since: state.closing_since,
+        };
+        drop(state);
+        judge(seen, now, limits)
     }
 }
 
@@ -208,20 +239,34 @@ mod tests {
         client_send: Duration::from_secs(60),
     };
 
+    /// `open` streams, none since `idle_since`, the oldest waiting since `oldest_wait`;
+    /// not closing.
+    fn open(open: usize, idle_since: Instant, oldest_wait: Option<Instant>) -> Seen {
+        Seen {
+            open,
+            idle_since,
+            oldest_wait,
+            closing_since: None,
+        }
+    }
+
     #[test]
     fn an_idle_connection_closes_after_the_idle_limit() {
         let t0 = Instant::now();
         let quarter = LIMITS.client_send / 4;
         assert_eq!(
-            judge(0, t0, None, t0, LIMITS),
+            judge(open(0, t0, None), t0, LIMITS),
             Verdict::CheckAt(t0 + quarter)
         );
         let later = t0 + Duration::from_secs(74);
         assert_eq!(
-            judge(0, t0, None, later, LIMITS),
+            judge(open(0, t0, None), later, LIMITS),
             Verdict::CheckAt(t0 + LIMITS.idle)
         );
-        assert_eq!(judge(0, t0, None, t0 + LIMITS.idle, LIMITS), Verdict::Idle);
+        assert_eq!(
+            judge(open(0, t0, None), t0 + LIMITS.idle, LIMITS),
+            Verdict::Idle
+        );
     }
 
     #[test]
@@ -229,7 +274,7 @@ mod tests {
         let t0 = Instant::now();
         let late = t0 + Duration::from_secs(3600);
         assert_eq!(
-            judge(2, t0, None, late, LIMITS),
+            judge(open(2, t0, None), late, LIMITS),
             Verdict::CheckAt(late + LIMITS.client_send / 4)
         );
     }
@@ -241,11 +286,51 @@ mod tests {
         let now = t0 + Duration::from_secs(65);
         // Looked at again when the limit runs out, not a quarter later.
         assert_eq!(
-            judge(1, t0, Some(since), now, LIMITS),
+            judge(open(1, t0, Some(since)), now, LIMITS),
             Verdict::CheckAt(since + LIMITS.client_send)
         );
         assert_eq!(
-            judge(1, t0, Some(since), since + LIMITS.client_send, LIMITS),
+            judge(open(1, t0, Some(since)), since + LIMITS.client_send, LIMITS),
+            Verdict::Stalled
+        );
+    }
+
+    #[test]
+    fn a_closing_connection_gets_the_send_limit_to_hand_over_what_hyper_holds() {
+        let t0 = Instant::now();
+        let goaway = t0 + LIMITS.idle;
+        let closing = |open_streams| Seen {
+            closing_since: Some(goaway),
+            ..open(open_streams, t0, None)
+        };
+        // Idle long before GOAWAY: the send limit runs from the GOAWAY.
+        assert_eq!(
+            judge(closing(0), goaway, LIMITS),
+            Verdict::CheckAt(goaway + LIMITS.client_send / 4)
+        );
+        let due = goaway + LIMITS.client_send;
+        assert_eq!(
+            judge(closing(0), due - Duration::from_secs(1), LIMITS),
+            Verdict::CheckAt(due)
+        );
+        assert_eq!(judge(closing(0), due, LIMITS), Verdict::Stalled);
+        // Streams still open (a drain): they finish as they would have.
+        assert_eq!(
+            judge(closing(3), due + LIMITS.idle, LIMITS),
+            Verdict::CheckAt(due + LIMITS.idle + LIMITS.client_send / 4)
+        );
+        // The last one ended after the GOAWAY: the send limit runs from then.
+        let ended = due + LIMITS.idle;
+        let after = Seen {
+            idle_since: ended,
+            ..closing(0)
+        };
+        assert_eq!(
+            judge(after, ended + Duration::from_secs(50), LIMITS),
+            Verdict::CheckAt(ended + LIMITS.client_send)
+        );
+        assert_eq!(
+            judge(after, ended + LIMITS.client_send, LIMITS),
             Verdict::Stalled
         );
     }
@@ -291,5 +376,13 @@ mod tests {
             Verdict::CheckAt(closed + LIMITS.client_send / 4)
         );
         assert_eq!(watch.verdict(closed + LIMITS.idle, LIMITS), Verdict::Idle);
+        // GOAWAY sent: with no stream open, hyper gets the send limit to finish.
+        tokio::time::advance(LIMITS.idle).await;
+        watch.closing();
+        let goaway = Instant::now();
+        assert_eq!(
+            watch.verdict(goaway + LIMITS.client_send, LIMITS),
+            Verdict::Stalled
+        );
     }
 }

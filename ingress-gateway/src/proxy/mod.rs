@@ -476,7 +476,8 @@ where
 /// a drain sends GOAWAY and lets the open streams finish. Watched beside hyper
 /// (`h2watch`): closed gracefully after the keep-alive timeout with no stream open (the
 /// header read timeout when keep-alive is off), and at once when a client took none of a
-/// stream's data for the client send timeout.
+/// stream's data for the client send timeout, or, once closing, none of what hyper still
+/// holds after the last stream ended.
 async fn serve_h2<S>(stream: S, conn: ConnInfo, shared: &Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -506,10 +507,11 @@ where
     let mut connection = std::pin::pin!(connection);
     // The first look at once; each look says when the next is due.
     let mut check = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let mut closing = false;
     let ended = loop {
         tokio::select! {
             ended = connection.as_mut() => break ended,
-            _ = shared.drain.cancelled() => {}
+            _ = shared.drain.cancelled(), if !closing => {}
             _ = check.as_mut() => match watch.verdict(tokio::time::Instant::now(), limits) {
                 Verdict::CheckAt(at) => {
                     check.as_mut().reset(at);
@@ -524,9 +526,12 @@ where
                 }
             },
         }
-        // Draining or idle: GOAWAY, then the open streams finish.
+        // Draining or idle: GOAWAY, then the open streams finish, still watched; what
+        // hyper holds after the last of them must reach the client in time too.
+        closing = true;
+        watch.closing();
         connection.as_mut().graceful_shutdown();
-        break connection.await;
+        check.as_mut().reset(tokio::time::Instant::now());
     };
     if let Err(e) = ended {
         tracing::debug!(client = %conn.client, error = %e, "connection ended with an error");
