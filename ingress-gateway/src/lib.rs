@@ -95,8 +95,9 @@ pub struct Args {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub client_send_timeout: Duration,
 
-    /// HTTP/2 connections are pinged after this long idle; pooled upstream connections
-    /// idle longer are closed.
+    /// Client connections silent this long get TCP keep-alive probes (a peer gone without
+    /// a word is dropped after three go unanswered, 10 s apart); pooled upstream
+    /// connections idle longer are closed.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 

@@ -996,6 +996,54 @@ async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
     assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 8);
 }
 
+/// A client connection gets TCP keep-alive probes after `idle_timeout` of silence: the
+/// gateway's end of it shows the kernel's keep-alive timer in `/proc/net/tcp`.
+#[tokio::test]
+async fn client_connections_get_tcp_keepalive_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.idle_timeout = Duration::from_secs(300);
+    let gw = shop_web(&b, cfg).await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let client_port = tcp.local_addr().unwrap().port();
+    // One exchange: the gateway has accepted the connection and set it up.
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // "tr:tm->when" of the gateway's end: timer 2 (keep-alive), due in clock ticks.
+    let timer = async {
+        loop {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            let found = table.lines().skip(1).find_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+                (port(f[1]) == Some(gw.http.port()) && port(f[2]) == Some(client_port))
+                    .then(|| f[5].to_string())
+            });
+            match found {
+                Some(timer) => break timer,
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    };
+    let timer = tokio::time::timeout(WAIT, timer)
+        .await
+        .expect("the gateway's end");
+    let (kind, due) = timer.split_once(':').unwrap();
+    assert_eq!(kind, "02", "keep-alive timer, in {timer}");
+    let hz = 100; // USER_HZ: /proc reports clock ticks
+    let due = u64::from_str_radix(due, 16).unwrap() / hz;
+    assert!((250..=300).contains(&due), "due in {due} s");
+    drop(tcp);
+}
+
 /// The last piece of a response is handed to hyper whole, so its stream has ended for
 /// the gateway while the client's shut window still keeps most of it back: the idle
 /// connection's GOAWAY then waits on it, and the client send timeout bounds that wait.

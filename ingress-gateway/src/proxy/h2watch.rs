@@ -1,6 +1,6 @@
 //! The waits of an HTTP/2 connection that hyper's server does not bound, watched beside
 //! it: a connection with no open stream (closed after the keep-alive timeout, as nginx's
-//! `keepalive_timeout` closes an idle HTTP/2 connection; hyper only pings it), a stream
+//! `keepalive_timeout` closes an idle HTTP/2 connection; hyper never does), a stream
 //! whose client takes none of its data (hyper stops polling a response body while the
 //! client's flow-control window is shut, so the body's own timers never run), and a
 //! connection closing after GOAWAY whose client never takes the last data hyper holds
