@@ -91,7 +91,7 @@ pub struct Args {
 
     /// A client that takes none of its response for this long is disconnected (nginx's
     /// `send_timeout`: a slow reader cannot hold a connection and its upstream for ever);
-    /// HTTP/2: with its whole connection, as hyper cannot reset one stream alone.
+    /// HTTP/2: that stream is reset, the connection's other streams go on.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub client_send_timeout: Duration,
 

@@ -2,22 +2,28 @@
 //! it: a connection with no open stream (closed after the keep-alive timeout, as nginx's
 //! `keepalive_timeout` closes an idle HTTP/2 connection; hyper never does), a stream
 //! whose client takes none of its data (hyper stops polling a response body while the
-//! client's flow-control window is shut, so the body's own timers never run), and a
-//! connection closing after GOAWAY whose client never takes the last data hyper holds
-//! (a response's last piece is handed to hyper whole, so its stream ended for the watch
-//! while the client's window still keeps part of it back). A stream stalled for the
-//! client send timeout closes its whole connection: hyper offers no way to reset one
-//! stream from outside (nginx resets that stream alone).
+//! client's flow-control window is shut, so the body's own timers never run: after the
+//! client send timeout that stream alone is reset, as nginx does), and a connection
+//! closing after GOAWAY whose client never takes the last data hyper holds (a response's
+//! last piece is handed to hyper whole, so its stream ended for the watch while the
+//! client's window still keeps part of it back: closed).
+//!
+//! hyper offers no way to reset one stream from outside, but it runs each stream as a
+//! task of the executor it is given: [`StreamExecutor`] keeps an abort handle for each,
+//! and aborting the task drops the stream's handles, which makes h2 send `RST_STREAM`
+//! (CANCEL).
 //!
 //! [`judge`] is the pure core; [`StreamWatch`] keeps what it needs, fed by a
 //! [`WatchedBody`] around every response body.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
+use tokio::task::{AbortHandle, Id};
 use tokio::time::Instant;
 
 /// The limits watched.
@@ -37,9 +43,12 @@ pub enum Verdict {
     CheckAt(Instant),
     /// No stream open for the idle limit: close gracefully (GOAWAY).
     Idle,
-    /// A client took none of its data for the client send limit (a stream's, or once
-    /// closing, what hyper still holds after the last stream ended): close now.
-    Stalled,
+    /// A stream's client took none of its data for the client send limit: reset the
+    /// streams stalled that long.
+    StreamsStalled,
+    /// Closing, and the client took none of what hyper still holds after the last stream
+    /// ended for the client send limit: close now.
+    ClosingStalled,
 }
 
 /// What the watch saw of a connection.
@@ -63,7 +72,7 @@ pub fn judge(seen: Seen, now: Instant, limits: WatchLimits) -> Verdict {
     if let Some(since) = seen.oldest_wait {
         let stalled_at = since + limits.client_send;
         if now >= stalled_at {
-            return Verdict::Stalled;
+            return Verdict::StreamsStalled;
         }
         next = next.min(stalled_at);
     }
@@ -74,7 +83,7 @@ pub fn judge(seen: Seen, now: Instant, limits: WatchLimits) -> Verdict {
             None => (seen.idle_since + limits.idle, Verdict::Idle),
             Some(closing) => (
                 seen.idle_since.max(closing) + limits.client_send,
-                Verdict::Stalled,
+                Verdict::ClosingStalled,
             ),
         };
         if now >= until {
@@ -93,18 +102,30 @@ pub struct StreamWatch {
 
 #[derive(Debug)]
 struct State {
-    /// One slot per open stream: since when its client has data it has not taken
-    /// (`Some`), or none is waiting on it. Freed slots are listed in `free`.
-    waits: Vec<Option<Instant>>,
+    /// One slot per open stream; freed slots are listed in `free`.
+    slots: Vec<Slot>,
     free: Vec<usize>,
+    /// The stream opened last, until its task is spawned.
+    unadopted: Option<usize>,
+    /// The connection's own task: the one that spawns the stream tasks (a stream task
+    /// may spawn tasks of its own, which are not streams).
+    connection_task: Option<Id>,
     idle_since: Instant,
     closing_since: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// Since when its client has data it has not taken, if it has.
+    wait: Option<Instant>,
+    /// Its task, to reset it.
+    task: Option<AbortHandle>,
 }
 
 impl State {
     /// Streams open: the slots not freed.
     fn open(&self) -> usize {
-        self.waits.len() - self.free.len()
+        self.slots.len() - self.free.len()
     }
 }
 
@@ -113,8 +134,10 @@ impl StreamWatch {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
-                waits: Vec::new(),
+                slots: Vec::new(),
                 free: Vec::new(),
+                unadopted: None,
+                connection_task: tokio::task::try_id(),
                 idle_since: Instant::now(),
                 closing_since: None,
             }),
@@ -132,10 +155,11 @@ impl StreamWatch {
         let slot = match state.free.pop() {
             Some(slot) => slot,
             None => {
-                state.waits.push(None);
-                state.waits.len() - 1
+                state.slots.push(Slot::default());
+                state.slots.len() - 1
             }
         };
+        state.unadopted = Some(slot);
         drop(state);
         StreamGuard {
             watch: self.clone(),
@@ -154,11 +178,66 @@ impl StreamWatch {
         let seen = Seen {
             open: state.open(),
             idle_since: state.idle_since,
-            oldest_wait: state.waits.iter().flatten().min().copied(),
+            oldest_wait: state.slots.iter().filter_map(|s| s.wait).min(),
             closing_since: state.closing_since,
         };
         drop(state);
         judge(seen, now, limits)
+    }
+
+    /// Resets every stream whose client took none of its data for `limit` (their tasks
+    /// are aborted; they count as open until the tasks are gone). `false` if one of them
+    /// has no task to abort: then only closing the connection ends it.
+    pub fn reset_stalled(&self, now: Instant, limit: Duration) -> bool {
+        let mut state = self.lock();
+        let mut all = true;
+        for slot in &mut state.slots {
+            if slot.wait.is_some_and(|since| now >= since + limit) {
+                slot.wait = None;
+                match slot.task.take() {
+                    Some(task) => task.abort(),
+                    None => all = false,
+                }
+            }
+        }
+        all
+    }
+
+    /// The task of the stream opened last was spawned.
+    fn adopt(&self, task: AbortHandle) {
+        let mut state = self.lock();
+        if tokio::task::try_id() != state.connection_task {
+            return;
+        }
+        if let Some(slot) = state.unadopted.take() {
+            state.slots[slot].task = Some(task);
+        }
+    }
+}
+
+/// The executor hyper spawns a watched connection's stream tasks on (tokio's), keeping
+/// each stream's abort handle in the watch. hyper opens a stream by calling the service
+/// (`StreamWatch::opened`) and spawns its task right after, on the connection's task.
+#[derive(Debug, Clone)]
+pub struct StreamExecutor {
+    watch: Arc<StreamWatch>,
+}
+
+impl StreamExecutor {
+    /// Spawns the streams of `watch`'s connection.
+    pub fn new(watch: Arc<StreamWatch>) -> Self {
+        Self { watch }
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, task: F) {
+        let task = tokio::spawn(task);
+        self.watch.adopt(task.abort_handle());
     }
 }
 
@@ -175,14 +254,17 @@ impl StreamGuard {
     /// the next piece only once the client made room for it, so a client reading a long
     /// body steadily never stalls, however seldom the body waits on its source.
     fn waiting_on_client(&self, waiting: bool) {
-        self.watch.lock().waits[self.slot] = waiting.then(Instant::now);
+        self.watch.lock().slots[self.slot].wait = waiting.then(Instant::now);
     }
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         let mut state = self.watch.lock();
-        state.waits[self.slot] = None;
+        state.slots[self.slot] = Slot::default();
+        if state.unadopted == Some(self.slot) {
+            state.unadopted = None;
+        }
         state.free.push(self.slot);
         if state.open() == 0 {
             state.idle_since = Instant::now();
@@ -291,7 +373,7 @@ mod tests {
         );
         assert_eq!(
             judge(open(1, t0, Some(since)), since + LIMITS.client_send, LIMITS),
-            Verdict::Stalled
+            Verdict::StreamsStalled
         );
     }
 
@@ -313,7 +395,7 @@ mod tests {
             judge(closing(0), due - Duration::from_secs(1), LIMITS),
             Verdict::CheckAt(due)
         );
-        assert_eq!(judge(closing(0), due, LIMITS), Verdict::Stalled);
+        assert_eq!(judge(closing(0), due, LIMITS), Verdict::ClosingStalled);
         // Streams still open (a drain): they finish as they would have.
         assert_eq!(
             judge(closing(3), due + LIMITS.idle, LIMITS),
@@ -331,8 +413,40 @@ mod tests {
         );
         assert_eq!(
             judge(after, ended + LIMITS.client_send, LIMITS),
-            Verdict::Stalled
+            Verdict::ClosingStalled
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_stream_is_reset_alone_by_aborting_its_task() {
+        use hyper::rt::Executor;
+        let watch = StreamWatch::new();
+        let exec = StreamExecutor::new(watch.clone());
+        // Two streams, as hyper opens them: the service is called, then the task spawned.
+        let spawn_stream = |waiting: bool| {
+            let guard = watch.opened();
+            exec.execute(async move {
+                guard.waiting_on_client(waiting);
+                std::future::pending::<()>().await;
+            });
+        };
+        spawn_stream(true);
+        spawn_stream(false);
+        tokio::task::yield_now().await;
+        assert_eq!(watch.lock().open(), 2);
+        tokio::time::advance(LIMITS.client_send).await;
+        let now = Instant::now();
+        assert_eq!(watch.verdict(now, LIMITS), Verdict::StreamsStalled);
+        assert!(watch.reset_stalled(now, LIMITS.client_send));
+        // Its wait is over at once; its slot once its task is gone.
+        assert!(matches!(watch.verdict(now, LIMITS), Verdict::CheckAt(_)));
+        tokio::task::yield_now().await;
+        assert_eq!(watch.lock().open(), 1, "the other stream goes on");
+        // A stalled stream whose task is unknown cannot be reset alone.
+        let orphan = watch.opened();
+        orphan.waiting_on_client(true);
+        tokio::time::advance(LIMITS.client_send).await;
+        assert!(!watch.reset_stalled(Instant::now(), LIMITS.client_send));
     }
 
     #[tokio::test(start_paused = true)]
@@ -357,7 +471,10 @@ mod tests {
             Verdict::CheckAt(_)
         ));
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(watch.verdict(Instant::now(), LIMITS), Verdict::Stalled);
+        assert_eq!(
+            watch.verdict(Instant::now(), LIMITS),
+            Verdict::StreamsStalled
+        );
         // Taken: no longer waiting.
         a.waiting_on_client(false);
         assert!(matches!(
@@ -382,7 +499,7 @@ mod tests {
         let goaway = Instant::now();
         assert_eq!(
             watch.verdict(goaway + LIMITS.client_send, LIMITS),
-            Verdict::Stalled
+            Verdict::ClosingStalled
         );
     }
 }

@@ -15,7 +15,7 @@
 //! `keepalive_timeout` (how long a connection with no request in progress stays open:
 //! HTTP/1 until the next head's first byte, HTTP/2 with no stream open),
 //! `client_send_timeout` (a client that takes none of its response for that long is
-//! disconnected; HTTP/2: with its whole connection),
+//! disconnected; HTTP/2: that stream is reset),
 //! `idle_timeout` (a client connection silent that long gets TCP keep-alive probes, so a
 //! peer gone without a word is dropped after three go unanswered, 10 s apart, whatever
 //! the connection waits on; the kernel does it, at no cost per request, where hyper's
@@ -56,10 +56,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
-use h2watch::{StreamWatch, Verdict, WatchLimits, WatchedBody};
+use h2watch::{StreamExecutor, StreamWatch, Verdict, WatchLimits, WatchedBody};
 use http::HeaderValue;
 use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -143,7 +143,7 @@ pub struct ProxyConfig {
     /// keep-alive, and HTTP/2 uses `header_read_timeout`.
     pub keepalive_timeout: Duration,
     /// Time a client may take none of its response before it is disconnected (HTTP/2:
-    /// with its whole connection).
+    /// that stream is reset).
     pub client_send_timeout: Duration,
     /// Idle timeout (TCP keep-alive probes on client connections; upstream pool idle
     /// connections).
@@ -287,10 +287,6 @@ pub async fn serve(
         balancer: Default::default(),
     });
 
-    let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
     let tls = match https {
         Some(_) => Some(tokio_rustls::TlsAcceptor::from(
             crate::tls::server_config(snapshot.clone()).context("TLS configuration")?,
@@ -299,7 +295,6 @@ pub async fn serve(
     };
     let shared = Arc::new(Shared {
         proxy,
-        h2,
         h1: H1Settings {
             max_header_bytes: cfg.max_header_bytes,
             header_read_timeout: cfg.header_read_timeout,
@@ -340,7 +335,6 @@ pub async fn serve(
 
 struct Shared {
     proxy: Arc<Proxy>,
-    h2: http2::Builder<TokioExecutor>,
     /// HTTP/1.1 limits; its header read timeout also bounds a TLS handshake and the
     /// first bytes of every connection, and its keep-alive and client send timeouts
     /// are HTTP/2's too (`h2watch`).
@@ -527,7 +521,11 @@ where
         },
         client_send: shared.h1.client_send_timeout,
     };
-    let connection = shared.h2.serve_connection(TokioIo::new(stream), service);
+    let mut h2 = http2::Builder::new(StreamExecutor::new(watch.clone()));
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(shared.h1.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    let connection = h2.serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
     // The first look at once; each look says when the next is due.
     let mut check = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
@@ -544,8 +542,18 @@ where
                 Verdict::Idle => {
                     tracing::debug!(client = %conn.client, "idle HTTP/2 connection closed");
                 }
-                Verdict::Stalled => {
+                Verdict::StreamsStalled => {
+                    let now = tokio::time::Instant::now();
+                    if watch.reset_stalled(now, limits.client_send) {
+                        tracing::debug!(client = %conn.client, "an HTTP/2 client took none of a response for the client send timeout; stream reset");
+                        check.as_mut().reset(now);
+                        continue;
+                    }
                     tracing::debug!(client = %conn.client, "an HTTP/2 client took none of a response for the client send timeout; connection closed");
+                    return;
+                }
+                Verdict::ClosingStalled => {
+                    tracing::debug!(client = %conn.client, "an HTTP/2 client took none of what was left for it after GOAWAY for the client send timeout; connection closed");
                     return;
                 }
             },
