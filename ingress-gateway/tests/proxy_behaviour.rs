@@ -737,6 +737,16 @@ async fn broken_upstream_responses_are_502_and_a_truncated_body_is_cut_off() {
     assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok"));
 }
 
+/// An upstream's 200 answer with a body of `len` bytes, for [`head_only_backend`].
+fn ok_with_body(len: usize) -> &'static [u8] {
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+    Box::leak(
+        [head.into_bytes(), vec![b'x'; len]]
+            .concat()
+            .into_boxed_slice(),
+    )
+}
+
 /// A backend that reads a request head only, writes `reply`, and then holds the
 /// connection for `hold` without reading more.
 async fn head_only_backend(reply: &'static [u8], hold: Duration) -> u16 {
@@ -928,15 +938,7 @@ async fn a_response_body_that_stops_arriving_is_cut_off_after_the_read_timeout()
 async fn a_client_that_stops_reading_its_response_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const BODY: usize = 64 << 20;
-    let reply: &'static [u8] = Box::leak(
-        [
-            format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes(),
-            vec![b'x'; BODY],
-        ]
-        .concat()
-        .into_boxed_slice(),
-    );
-    let port = head_only_backend(reply, Duration::from_secs(60)).await;
+    let port = head_only_backend(ok_with_body(BODY), Duration::from_secs(60)).await;
     let mut cfg = ProxyConfig::new();
     cfg.client_send_timeout = Duration::from_secs(1);
     let gw = shop_web_on_annotated(port, &[], cfg).await;
@@ -1063,15 +1065,7 @@ async fn client_connections_get_tcp_keepalive_after_the_idle_timeout() {
 #[tokio::test]
 async fn an_http2_client_that_never_takes_the_last_piece_is_disconnected() {
     const BODY: usize = 4000;
-    let reply: &'static [u8] = Box::leak(
-        [
-            format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes(),
-            vec![b'x'; BODY],
-        ]
-        .concat()
-        .into_boxed_slice(),
-    );
-    let port = head_only_backend(reply, Duration::from_secs(60)).await;
+    let port = head_only_backend(ok_with_body(BODY), Duration::from_secs(60)).await;
     let mut cfg = ProxyConfig::new();
     cfg.keepalive_timeout = Duration::from_secs(1);
     cfg.client_send_timeout = Duration::from_secs(1);
