@@ -95,6 +95,9 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     let mut cfg = ProxyConfig::new();
     cfg.http = Some(Listen::Addr(opts.listen));
     cfg.access_log = opts.access_log;
+    // As the benchmark's nginx (`keepalive_requests 1000000`): load generators keep
+    // their connections for the whole run.
+    cfg.keepalive_requests = 1_000_000;
     let shutdown = CancellationToken::new();
     let handle = proxy::serve(
         cfg,

@@ -89,6 +89,12 @@ pub struct Args {
     #[arg(long, default_value = "75s", value_parser = parse_duration)]
     pub keepalive_timeout: Duration,
 
+    /// Requests served on one client connection before it is closed (nginx's
+    /// `keepalive_requests`; HTTP/1.1 with `Connection: close`, HTTP/2 with GOAWAY);
+    /// 0 = no limit.
+    #[arg(long, default_value_t = 1000)]
+    pub keepalive_requests: u64,
+
     /// A client that takes none of its response for this long is disconnected (nginx's
     /// `send_timeout`: a slow reader cannot hold a connection and its upstream for ever);
     /// HTTP/2: that stream is reset, the connection's other streams go on.

@@ -1011,6 +1011,102 @@ async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
     assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 8);
 }
 
+/// After `keepalive_requests` requests a connection is closed: HTTP/1.1 answers the
+/// last one with `Connection: close`, HTTP/2 sends GOAWAY after its last stream.
+#[tokio::test]
+async fn a_connection_is_closed_after_its_keepalive_requests() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.keepalive_requests = 3;
+    let gw = shop_web(&b, cfg).await;
+    let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let h1 = tokio::spawn(conn);
+    for n in 1..=3 {
+        let req = Request::get("/")
+            .header("host", "shop.example.com")
+            .body(full(""))
+            .unwrap();
+        let resp = tokio::time::timeout(WAIT, sender.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        let close = resp.headers().get("connection").map(|v| v.as_bytes());
+        assert_eq!(close, (n == 3).then_some(&b"close"[..]), "response {n}");
+        assert_eq!(read(resp).await.status, StatusCode::OK);
+    }
+    let ended = tokio::time::timeout(WAIT, h1).await;
+    assert!(ended.is_ok(), "the HTTP/1.1 connection must end");
+
+    let (mut sender, h2) = h2c_connect(&gw).await;
+    for _ in 0..3 {
+        let resp = h2c_get(&mut sender, "http://shop.example.com/").await;
+        assert_eq!(read(resp).await.status, StatusCode::OK);
+    }
+    let ended = tokio::time::timeout(WAIT, h2).await;
+    assert!(ended.is_ok(), "the HTTP/2 connection must end (GOAWAY)");
+    assert_eq!(gw.metrics.requests_with("shop/shop", "shop/web:80", 200), 6);
+}
+
+/// HTTP/2 "rapid reset" (CVE-2023-44487): a client that opens streams and resets them
+/// at once gets no more upstream requests out of one connection than a client that
+/// waits for its answers. Streams reset before the gateway took them are refused by h2
+/// (GOAWAY after a few); streams reset after it did count towards
+/// `keepalive_requests`.
+#[tokio::test]
+async fn http2_rapid_reset_is_bounded_per_connection() {
+    let b = Backends::new().service("web", &[pod("web", "web-1")]).await;
+    let mut cfg = ProxyConfig::new();
+    cfg.keepalive_requests = 100;
+    let gw = shop_web(&b, cfg).await;
+    let attack = |paced: bool| async move {
+        let tcp = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let mut opened = 0;
+        for _ in 0..if paced { 300 } else { 5000 } {
+            client = match client.ready().await {
+                Ok(client) => client,
+                Err(_) => break,
+            };
+            let req = Request::get("http://shop.example.com/").body(()).unwrap();
+            let Ok((_response, mut stream)) = client.send_request(req, false) else {
+                break;
+            };
+            if paced {
+                // Give the gateway the time to take the stream before its reset.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            stream.send_reset(h2::Reason::CANCEL);
+            opened += 1;
+        }
+        let ended = tokio::time::timeout(WAIT, conn).await;
+        assert!(ended.is_ok(), "the attacking connection must be closed");
+        opened
+    };
+    let gw = &gw;
+    let burst = attack(false).await;
+    let paced = attack(true).await;
+    // Answered, or cancelled by the reset after the gateway took them.
+    let took = [200, 499]
+        .map(|status| gw.metrics.requests_with("shop/shop", "shop/web:80", status))
+        .iter()
+        .sum::<u64>();
+    assert!(
+        took <= 100,
+        "{took} streams handled (burst {burst}, paced {paced})"
+    );
+    assert!(
+        paced < 300,
+        "the paced attack's connection must end at the limit"
+    );
+    // Everyone else is served as before.
+    let r = get_h1(gw, "shop.example.com", "/").await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
 /// A client connection gets TCP keep-alive probes after `idle_timeout` of silence: the
 /// gateway's end of it shows the kernel's keep-alive timer in `/proc/net/tcp`.
 #[tokio::test]

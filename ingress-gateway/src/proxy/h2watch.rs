@@ -23,6 +23,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
 use tokio::task::{AbortHandle, Id};
 use tokio::time::Instant;
 
@@ -98,6 +100,10 @@ pub fn judge(seen: Seen, now: Instant, limits: WatchLimits) -> Verdict {
 #[derive(Debug)]
 pub struct StreamWatch {
     state: Mutex<State>,
+    /// Streams the connection serves before it closes; zero = no limit.
+    stream_limit: u64,
+    /// Notified when the stream that reaches the limit opens.
+    limit_reached: Notify,
 }
 
 #[derive(Debug)]
@@ -105,6 +111,8 @@ struct State {
     /// One slot per open stream; freed slots are listed in `free`.
     slots: Vec<Slot>,
     free: Vec<usize>,
+    /// Streams opened so far.
+    opened: u64,
     /// The stream opened last, until its task is spawned.
     unadopted: Option<usize>,
     /// The connection's own task: the one that spawns the stream tasks (a stream task
@@ -130,12 +138,16 @@ impl State {
 }
 
 impl StreamWatch {
-    /// A connection starting now, with no stream yet.
-    pub fn new() -> Arc<Self> {
+    /// A connection starting now, with no stream yet, that serves `stream_limit`
+    /// streams (zero: any number).
+    pub fn new(stream_limit: u64) -> Arc<Self> {
         Arc::new(Self {
+            stream_limit,
+            limit_reached: Notify::new(),
             state: Mutex::new(State {
                 slots: Vec::new(),
                 free: Vec::new(),
+                opened: 0,
                 unadopted: None,
                 connection_task: tokio::task::try_id(),
                 idle_since: Instant::now(),
@@ -160,11 +172,22 @@ impl StreamWatch {
             }
         };
         state.unadopted = Some(slot);
+        state.opened += 1;
+        let reached = state.opened == self.stream_limit;
         drop(state);
+        if reached {
+            self.limit_reached.notify_one();
+        }
         StreamGuard {
             watch: self.clone(),
             slot,
         }
+    }
+
+    /// Resolves once the stream that reaches the stream limit has opened (at once if it
+    /// already has).
+    pub fn stream_limit_reached(&self) -> Notified<'_> {
+        self.limit_reached.notified()
     }
 
     /// The connection starts closing (GOAWAY sent) now.
@@ -420,7 +443,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stalled_stream_is_reset_alone_by_aborting_its_task() {
         use hyper::rt::Executor;
-        let watch = StreamWatch::new();
+        let watch = StreamWatch::new(0);
         let exec = StreamExecutor::new(watch.clone());
         // Two streams, as hyper opens them: the service is called, then the task spawned.
         let spawn_stream = |waiting: bool| {
@@ -451,7 +474,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_watch_counts_streams_and_their_waits() {
-        let watch = StreamWatch::new();
+        let watch = StreamWatch::new(0);
         let t0 = Instant::now();
         let a = watch.opened();
         let b = watch.opened();

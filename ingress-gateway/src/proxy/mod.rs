@@ -14,6 +14,11 @@
 //! HTTP/2; HTTP/1: from a request head's first byte to its end; TLS: the handshake),
 //! `keepalive_timeout` (how long a connection with no request in progress stays open:
 //! HTTP/1 until the next head's first byte, HTTP/2 with no stream open),
+//! `keepalive_requests` (requests served on one connection before it is closed,
+//! HTTP/1.1 with `Connection: close`, HTTP/2 with GOAWAY, as nginx's
+//! `keepalive_requests`: long-lived connections come back to spread over the gateway's
+//! replicas, and an HTTP/2 client cannot open and reset streams on one connection
+//! without end),
 //! `client_send_timeout` (a client that takes none of its response for that long is
 //! disconnected; HTTP/2: that stream is reset),
 //! `idle_timeout` (a client connection silent that long gets TCP keep-alive probes, so a
@@ -142,6 +147,9 @@ pub struct ProxyConfig {
     /// next head's first byte; HTTP/2: with no stream open); zero = no HTTP/1.1
     /// keep-alive, and HTTP/2 uses `header_read_timeout`.
     pub keepalive_timeout: Duration,
+    /// Requests served on one connection before it is closed (HTTP/2: streams opened
+    /// before GOAWAY); zero = no limit.
+    pub keepalive_requests: u64,
     /// Time a client may take none of its response before it is disconnected (HTTP/2:
     /// that stream is reset).
     pub client_send_timeout: Duration,
@@ -181,6 +189,7 @@ impl ProxyConfig {
             max_header_bytes: 32 * 1024,
             header_read_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(75),
+            keepalive_requests: 1000,
             client_send_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             default_body_limit: 1024 * 1024,
@@ -203,6 +212,7 @@ impl ProxyConfig {
             max_header_bytes: args.max_header_bytes,
             header_read_timeout: args.header_read_timeout,
             keepalive_timeout: args.keepalive_timeout,
+            keepalive_requests: args.keepalive_requests,
             client_send_timeout: args.client_send_timeout,
             idle_timeout: args.idle_timeout,
             default_body_limit: args.default_body_limit,
@@ -299,6 +309,7 @@ pub async fn serve(
             max_header_bytes: cfg.max_header_bytes,
             header_read_timeout: cfg.header_read_timeout,
             keepalive_timeout: cfg.keepalive_timeout,
+            keepalive_requests: cfg.keepalive_requests,
             client_send_timeout: cfg.client_send_timeout,
         },
         limit: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
@@ -501,7 +512,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let proxy = shared.proxy.clone();
-    let watch = StreamWatch::new();
+    let watch = StreamWatch::new(shared.h1.keepalive_requests);
     let streams = watch.clone();
     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
@@ -534,6 +545,9 @@ where
         tokio::select! {
             ended = connection.as_mut() => break ended,
             _ = shared.drain.cancelled(), if !closing => {}
+            _ = watch.stream_limit_reached(), if !closing => {
+                tracing::debug!(client = %conn.client, "HTTP/2 connection served its keep-alive requests; closing");
+            }
             _ = check.as_mut() => match watch.verdict(tokio::time::Instant::now(), limits) {
                 Verdict::CheckAt(at) => {
                     check.as_mut().reset(at);
@@ -558,7 +572,7 @@ where
                 }
             },
         }
-        // Draining or idle: GOAWAY, then the open streams finish, still watched; what
+        // Draining, idle or served its requests: GOAWAY, then the open streams finish, still watched; what
         // hyper holds after the last of them must reach the client in time too.
         closing = true;
         watch.closing();

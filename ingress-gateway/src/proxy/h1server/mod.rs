@@ -12,7 +12,8 @@
 //! socket as the proxy asks for it ([`body`]), write the response head and stream its
 //! body, then the next request. Limits: `max_header_bytes` (431), `keepalive_timeout`
 //! (an idle keep-alive connection waits that long for the first byte of its next
-//! request, as nginx's `keepalive_timeout`), `header_read_timeout` (from a head's first
+//! request, as nginx's `keepalive_timeout`), `keepalive_requests` (the last request on
+//! a connection is answered with `Connection: close`), `header_read_timeout` (from a head's first
 //! byte to its end: slowloris clients are closed), malformed or ambiguous framing 400,
 //! unknown transfer codings 501. Upgrades (WebSocket): a 101 from upstream splices the
 //! two connections. Drain: an idle connection closes at once, a busy one after its
@@ -56,6 +57,8 @@ pub struct H1Settings {
     /// Time an idle keep-alive connection waits for the first byte of its next request;
     /// zero = no keep-alive (every connection closes after one response).
     pub keepalive_timeout: Duration,
+    /// Requests served on one connection before it is closed; zero = no limit.
+    pub keepalive_requests: u64,
     /// Time a client may take none of its response (nginx's `send_timeout`).
     pub client_send_timeout: Duration,
 }
@@ -101,8 +104,9 @@ where
         // Armed again for every request; boxed so that a connection that never waits
         // carries no timer.
         let mut timer: Option<Pin<Box<Sleep>>> = None;
+        let mut served: u64 = 0;
         loop {
-            let head = match read_head(&mut io, &mut read, settings, drain, &mut timer).await {
+            let mut head = match read_head(&mut io, &mut read, settings, drain, &mut timer).await {
                 Ok(Some(head)) => head,
                 Ok(None) => return,
                 Err(HeadError::Refused(e)) => {
@@ -117,6 +121,11 @@ where
                     return;
                 }
             };
+            served += 1;
+            if served == settings.keepalive_requests {
+                // The last one on this connection: answered with `Connection: close`.
+                head.keep_alive = false;
+            }
             // Boxed: the proxy's request future is large and lives only while a request
             // does; the connection's own task stays small while it idles.
             let exchanging = exchange(&mut io, &mut read, head, conn, proxy, settings, drain);
