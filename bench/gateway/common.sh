@@ -15,12 +15,19 @@ trap cleanup EXIT
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
 
-# write_nginx_conf DIR ECHO_ADDR H1_ADDR [H2_ADDR]: nginx as ingress-nginx would run it
-# for the benchmark (one worker, master_process off, upstream keepalive, access_log off,
-# the X-Forwarded-* / X-Real-IP / X-Request-ID headers ingress-nginx sets).
+# write_nginx_conf DIR ECHO_ADDR H1_ADDR [H2_ADDR] [TLS_ADDR]: nginx as ingress-nginx
+# would run it for the benchmark (one worker, master_process off, upstream keepalive,
+# access_log off, the X-Forwarded-* / X-Real-IP / X-Request-ID headers ingress-nginx
+# sets). TLS_ADDR: HTTPS with ALPN h2 and http/1.1 and a fresh self-signed ECDSA P-256
+# certificate, the key type of the gateway's default certificate; nginx's TLS defaults
+# otherwise.
 write_nginx_conf() {
-    local dir=$1 echo_addr=$2 h1=$3 h2=${4:-}
+    local dir=$1 echo_addr=$2 h1=$3 h2=${4:-} tls=${5:-}
     mkdir -p "$dir"
+    if [ -n "$tls" ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj /CN=bench.example.com -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+    fi
     cat >"$dir/nginx.conf" <<NGINX
 worker_processes 1;
 master_process off;
@@ -43,6 +50,10 @@ http {
     server {
         listen $h1 backlog=4096;
         ${h2:+listen $h2 http2 backlog=4096;}
+        ${tls:+listen $tls ssl http2 backlog=4096;}
+        ${tls:+ssl_certificate $dir/cert.pem;}
+        ${tls:+ssl_certificate_key $dir/key.pem;}
+        ${tls:+ssl_protocols TLSv1.2 TLSv1.3;}
         location / {
             proxy_pass http://echo;
             proxy_http_version 1.1;
@@ -69,7 +80,7 @@ start_echo() {
     PIDS+=($!)
 }
 
-# start_nginx ECHO_ADDR H1_ADDR [H2_ADDR]: nginx with write_nginx_conf's configuration
+# start_nginx ECHO_ADDR H1_ADDR [H2_ADDR] [TLS_ADDR]: nginx with write_nginx_conf's configuration
 # on $PROXY_CPU (else 0), stopped on exit; its pid in NGINX_PID.
 start_nginx() {
     write_nginx_conf "$TMP/nginx" "$@"

@@ -17,7 +17,9 @@
 # per connection count, with each proxy's lowest CPU per request and median rps, and as
 # many HTTP/2 rounds (h2load, median mean latency); then latency at one fixed rate for
 # both (h2load --h1, 64 connections x RATE (300) requests/s each, ROUNDS interleaved
-# rounds of ROUND_S s; medians of p50, p99, p99.9).
+# rounds of ROUND_S s; medians of p50, p99, p99.9); then HTTPS (TLS 1.3, ECDSA P-256 on
+# both) in as many interleaved rounds: wrk keep-alive at 64 connections, h2load over TLS
+# (ALPN h2), and wrk with a new TLS connection per request (handshakes).
 #
 # Reading it: on loopback most of a proxy's CPU is the kernel's TCP work (two reads and
 # two writes per request, plus what nginx adds); user time is what the proxy's own code
@@ -25,7 +27,7 @@
 # set the requests/s, and the rps ratio cannot show more than the load side allows:
 # then CPU per request is the comparison of the proxies, and the fixed-rate latencies
 # (same offered load, load core not saturated) the comparison of their tails.
-# Bounded: about 8 x DURATION + 8 x ROUNDS x ROUND_S s plus build time.
+# Bounded: about 8 x DURATION + 14 x ROUNDS x ROUND_S s plus build time.
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -35,8 +37,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 
-for tool in nginx wrk h2load taskset; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk nghttp2-client util-linux)" >&2; exit 1; }
+for tool in nginx wrk h2load taskset openssl; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk nghttp2-client util-linux openssl)" >&2; exit 1; }
 done
 
 echo "building (release)..." >&2
@@ -49,6 +51,8 @@ ECHO=127.0.0.1:18180
 NGINX_H1=127.0.0.1:18181
 NGINX_H2=127.0.0.1:18182
 IRONLB=127.0.0.1:18183
+NGINX_TLS=127.0.0.1:18184
+IRONLB_TLS=127.0.0.1:18185
 HOST=bench.example.com
 
 wait_port() {
@@ -61,13 +65,14 @@ wait_port() {
 }
 
 start_echo "$ECHO"
-start_nginx "$ECHO" "$NGINX_H1" "$NGINX_H2"
+start_nginx "$ECHO" "$NGINX_H1" "$NGINX_H2" "$NGINX_TLS"
 
-taskset -c "$PROXY_CPU" "$BIN/examples/bench_gateway" --listen "$IRONLB" --backend "$ECHO" >"$TMP/ironlb.log" 2>&1 &
+taskset -c "$PROXY_CPU" "$BIN/examples/bench_gateway" --listen "$IRONLB" --https "$IRONLB_TLS" --backend "$ECHO" >"$TMP/ironlb.log" 2>&1 &
 IRONLB_PID=$!
 PIDS+=($IRONLB_PID)
 
 wait_port "$ECHO"; wait_port "$NGINX_H1"; wait_port "$NGINX_H2"; wait_port "$IRONLB"
+wait_port "$NGINX_TLS"; wait_port "$IRONLB_TLS"
 
 # Busy and idle ticks of the load core so far.
 load_core_ticks() { awk -v c="cpu$LOAD_CPU" '$1 == c { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
@@ -77,10 +82,11 @@ busy_pct() { awk -v b0="$1" -v i0="$2" -v b1="$3" -v i1="$4" 'BEGIN { t = (b1 - 
 us_per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v rps="$2" -v d="${3:-$DURATION}" 'BEGIN { if (rps > 0) printf "%.1f", t / hz * 1e6 / (rps * d); else print "n/a" }'; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-# wrk: prints "rps p50_ms p99_ms"
+# wrk URL CONNS [SECS] [HEADER]: prints "rps p50_ms p99_ms"
 run_wrk() {
-    local url=$1 conns=$2 secs=${3:-$DURATION}
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${secs}s" --latency -H "Host: $HOST" "$url" >"$TMP/wrk.out" 2>&1
+    local url=$1 conns=$2 secs=${3:-$DURATION} extra=()
+    [ -n "${4:-}" ] && extra=(-H "$4")
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${secs}s" --latency -H "Host: $HOST" "${extra[@]}" "$url" >"$TMP/wrk.out" 2>&1
     if grep -q "Non-2xx\|Socket errors" "$TMP/wrk.out"; then
         grep "Non-2xx\|Socket errors" "$TMP/wrk.out" | sed 's/^/    warning: /' >&2
     fi
@@ -156,10 +162,10 @@ printf '%-22s %-8s %10s %9s %9s %9s %10s %11s\n' "h2load h2c c=64 m=10" "ratio" 
 ROUNDS=${ROUNDS:-6}
 ROUND_S=${ROUND_S:-3}
 printf '\n%-22s %-8s %10s %10s %10s %10s  (%s interleaved rounds of %s s)\n' "HTTP/1.1" "proxy" "min us/req" "min user" "median rps" "median p99" "$ROUNDS" "$ROUND_S"
-round_cpu() { # pid url conns -> "us_per_req rps user_us_per_req p99_ms"
+round_cpu() { # pid url conns [header] -> "us_per_req rps user_us_per_req p99_ms"
     local t0 u0 rps p50 p99
     t0=$(cpu_ticks "$1"); u0=$(user_ticks "$1")
-    read -r rps p50 p99 < <(run_wrk "$2" "$3" "$ROUND_S")
+    read -r rps p50 p99 < <(run_wrk "$2" "$3" "$ROUND_S" "${4:-}")
     echo "$(us_per_req $(( $(cpu_ticks "$1") - t0 )) "$rps" "$ROUND_S") $rps $(us_per_req $(( $(user_ticks "$1") - u0 )) "$rps" "$ROUND_S") $p99"
 }
 min_of() { sort -n -k"$2" "$1" | head -1 | cut -d' ' -f"$2"; }
@@ -233,3 +239,25 @@ printf '%-22s %-8s %10s %10s %10s\n' "h1 fixed $((64 * RATE))/s" ratio \
     "$(ratio "$(median_of "$TMP/rate.ironlb" 1)" "$(median_of "$TMP/rate.nginx" 1)")x" \
     "$(ratio "$(median_of "$TMP/rate.ironlb" 2)" "$(median_of "$TMP/rate.nginx" 2)")x" \
     "$(ratio "$(median_of "$TMP/rate.ironlb" 3)" "$(median_of "$TMP/rate.nginx" 3)")x"
+
+# HTTPS, interleaved the same way: TLS 1.3 between the load generator and the proxy
+# (the echo backend stays plain HTTP), ECDSA P-256 certificates on both.
+printf '\n%-22s %-8s %10s %10s %10s %10s  (%s interleaved rounds of %s s; latency: wrk p99, h2load mean)\n' "HTTPS" "proxy" "min us/req" "min user" "median rps" "med. lat" "$ROUNDS" "$ROUND_S"
+: >"$TMP/rounds.nginx"; : >"$TMP/rounds.ironlb"
+for _ in $(seq 1 "$ROUNDS"); do
+    round_cpu "$NGINX_PID" "https://$NGINX_TLS/" 64 >>"$TMP/rounds.nginx"
+    round_cpu "$IRONLB_PID" "https://$IRONLB_TLS/" 64 >>"$TMP/rounds.ironlb"
+done
+print_rounds "wrk https c=64"
+: >"$TMP/rounds.nginx"; : >"$TMP/rounds.ironlb"
+for _ in $(seq 1 "$ROUNDS"); do
+    round_h2 "$NGINX_PID" "https://$NGINX_TLS/" >>"$TMP/rounds.nginx"
+    round_h2 "$IRONLB_PID" "https://$IRONLB_TLS/" >>"$TMP/rounds.ironlb"
+done
+print_rounds "h2load h2 TLS c=64 m=10"
+: >"$TMP/rounds.nginx"; : >"$TMP/rounds.ironlb"
+for _ in $(seq 1 "$ROUNDS"); do
+    round_cpu "$NGINX_PID" "https://$NGINX_TLS/" 64 "Connection: close" >>"$TMP/rounds.nginx"
+    round_cpu "$IRONLB_PID" "https://$IRONLB_TLS/" 64 "Connection: close" >>"$TMP/rounds.ironlb"
+done
+print_rounds "wrk https new conn"

@@ -3,7 +3,7 @@
 //! backends, as one Ingress rule `/` (Prefix, no host) would send it.
 //!
 //! ```text
-//! bench_gateway --listen 127.0.0.1:18083 --backend 127.0.0.1:18080 [--threads 1] [--access-log]
+//! bench_gateway --listen 127.0.0.1:18083 --backend 127.0.0.1:18080 [--https ADDR] [--threads 1] [--access-log]
 //! ```
 //!
 //! With `--threads 1` (the default) it runs tokio's current-thread runtime, the fair
@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 struct Opts {
     listen: SocketAddr,
+    /// HTTPS with the gateway's self-signed default certificate (ECDSA P-256).
+    https: Option<SocketAddr>,
     backends: Vec<SocketAddr>,
     threads: usize,
     access_log: bool,
@@ -31,6 +33,7 @@ struct Opts {
 fn parse() -> anyhow::Result<Opts> {
     let mut opts = Opts {
         listen: "127.0.0.1:18083".parse()?,
+        https: None,
         backends: Vec::new(),
         threads: 1,
         access_log: false,
@@ -41,6 +44,7 @@ fn parse() -> anyhow::Result<Opts> {
         match a.as_str() {
             "--listen" => opts.listen = value()?.parse()?,
             "--backend" => opts.backends.push(value()?.parse()?),
+            "--https" => opts.https = Some(value()?.parse()?),
             "--threads" => opts.threads = value()?.parse()?,
             "--access-log" => opts.access_log = true,
             other => bail!("unknown argument {other}"),
@@ -94,6 +98,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     let mut cfg = ProxyConfig::new();
     cfg.http = Some(Listen::Addr(opts.listen));
+    cfg.https = opts.https.map(Listen::Addr);
     cfg.access_log = opts.access_log;
     // As the benchmark's nginx (`keepalive_requests 1000000`): load generators keep
     // their connections for the whole run.
