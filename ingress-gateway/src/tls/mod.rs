@@ -123,8 +123,15 @@ impl ResolvesServerCert for SnapshotCertResolver {
     }
 }
 
+/// Sessions kept for resumption: about what ingress-nginx's `ssl_session_cache
+/// shared:SSL:10m` holds (some 4,000 a megabyte). rustls keeps 256 by default and sends
+/// two TLS 1.3 tickets a handshake, so a client's session was gone after some 128 other
+/// clients, and with it the cheap resumed handshake.
+const SESSION_CACHE: usize = 40_960;
+
 /// The listener's TLS configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`,
-/// certificates from the snapshot by SNI.
+/// certificates from the snapshot by SNI, a session cache of [`SESSION_CACHE`] (stateful
+/// resumption; no ticket keys, as ingress-nginx's default `ssl-session-tickets: false`).
 pub fn server_config(snapshot: SharedSnapshot) -> Result<Arc<ServerConfig>, TlsError> {
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -132,6 +139,7 @@ pub fn server_config(snapshot: SharedSnapshot) -> Result<Arc<ServerConfig>, TlsE
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SnapshotCertResolver::new(snapshot)));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(Arc::new(cfg))
 }
 

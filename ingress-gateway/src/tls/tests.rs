@@ -1,4 +1,5 @@
 use super::*;
+use rustls::HandshakeKind;
 
 fn cert_and_key(name: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -56,4 +57,66 @@ fn the_server_config_offers_h2_and_http11() {
         cfg.alpn_protocols,
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     );
+}
+
+/// One TLS handshake in memory between `server` and `client` (for "ironlb.invalid", the
+/// default certificate's name), the session tickets sent after it included; how it went.
+fn handshake(server: &Arc<ServerConfig>, client: &Arc<rustls::ClientConfig>) -> HandshakeKind {
+    let name = rustls::pki_types::ServerName::try_from("ironlb.invalid").unwrap();
+    let mut c = rustls::ClientConnection::new(client.clone(), name).unwrap();
+    let mut s = rustls::ServerConnection::new(server.clone()).unwrap();
+    loop {
+        let mut moved = false;
+        let mut wire = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut wire).unwrap();
+        }
+        if !wire.is_empty() {
+            s.read_tls(&mut wire.as_slice()).unwrap();
+            s.process_new_packets().unwrap();
+            moved = true;
+        }
+        let mut wire = Vec::new();
+        while s.wants_write() {
+            s.write_tls(&mut wire).unwrap();
+        }
+        if !wire.is_empty() {
+            c.read_tls(&mut wire.as_slice()).unwrap();
+            c.process_new_packets().unwrap();
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert!(!c.is_handshaking() && !s.is_handshaking());
+    c.handshake_kind().unwrap()
+}
+
+#[test]
+fn a_client_resumes_its_session_after_hundreds_of_other_clients() {
+    let default = Arc::new(self_signed_default());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(default.cert[0].clone()).unwrap();
+    let snapshot: SharedSnapshot = Arc::new(arc_swap::ArcSwap::from_pointee(
+        crate::snapshot::Snapshot::empty(default),
+    ));
+    let server = server_config(snapshot).unwrap();
+    let client = || {
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth(),
+        )
+    };
+    let first = client();
+    assert_eq!(handshake(&server, &first), HandshakeKind::Full);
+    assert_eq!(handshake(&server, &first), HandshakeKind::Resumed);
+    // 200 other clients, two tickets each: more than rustls's default cache keeps.
+    for _ in 0..200 {
+        handshake(&server, &client());
+    }
+    assert_eq!(handshake(&server, &first), HandshakeKind::Resumed);
 }
