@@ -64,7 +64,7 @@ use bytes::{Bytes, BytesMut};
 use h2watch::{StreamExecutor, StreamWatch, Verdict, WatchLimits, WatchedBody};
 use http::HeaderValue;
 use hyper::server::conn::http2;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -532,9 +532,10 @@ where
         },
         client_send: shared.h1.client_send_timeout,
     };
+    // No timer: hyper's only use of one is its keep-alive pings, which the TCP
+    // keep-alive and the watch replace.
     let mut h2 = http2::Builder::new(StreamExecutor::new(watch.clone()));
-    h2.timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(shared.h1.max_header_bytes).unwrap_or(u32::MAX))
+    h2.max_header_list_size(u32::try_from(shared.h1.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(256);
     let connection = h2.serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
