@@ -106,15 +106,14 @@ where
         let mut timer: Option<Pin<Box<Sleep>>> = None;
         let mut served: u64 = 0;
         loop {
-            let mut head = match read_head(&mut io, &mut read, settings, drain, &mut timer).await {
+            let mut head = match read_head(&mut io, &mut read, &settings, drain, &mut timer).await {
                 Ok(Some(head)) => head,
                 Ok(None) => return,
                 Err(HeadError::Refused(e)) => {
                     tracing::debug!(client = %conn.client, error = %e, "request refused");
-                    if write_refusal(&mut io, &e, settings).await.is_ok() {
-                        lingering_close(io).await;
-                    }
-                    return;
+                    // Boxed: a rare path, kept out of the state every idle connection
+                    // holds.
+                    return Box::pin(refuse(io, e, settings)).await;
                 }
                 Err(HeadError::Io(e)) => {
                     tracing::debug!(client = %conn.client, error = %e, "reading a request failed");
@@ -161,7 +160,7 @@ enum HeadError {
 async fn read_head<S: AsyncRead + Unpin>(
     io: &mut S,
     read: &mut BytesMut,
-    settings: H1Settings,
+    settings: &H1Settings,
     drain: &CancellationToken,
     timer: &mut Option<Pin<Box<Sleep>>>,
 ) -> Result<Option<RequestHead>, HeadError> {
@@ -211,7 +210,7 @@ async fn read_head<S: AsyncRead + Unpin>(
 
 /// How long a request head may take to arrive: from the end of the last response to its
 /// first byte when the connection is `idle`, from its first byte to its end when not.
-fn head_wait(settings: H1Settings, idle: bool) -> Duration {
+fn head_wait(settings: &H1Settings, idle: bool) -> Duration {
     if idle {
         settings.keepalive_timeout
     } else {
@@ -572,6 +571,17 @@ async fn write_refusal<S: AsyncWrite + Unpin>(
     );
     let mut writer = ResponseWriter::new(&parts, framing, ConnectionField::Close, settings);
     poll_fn(|cx| writer.poll_write(cx, io, Pin::new(&mut body))).await
+}
+
+/// Answers a request refused before it was routed, then closes the connection lingering.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    e: RequestError,
+    settings: H1Settings,
+) {
+    if write_refusal(&mut io, &e, settings).await.is_ok() {
+        lingering_close(io).await;
+    }
 }
 
 /// Shuts the connection down and reads out what the client still sends, for a moment,
