@@ -63,34 +63,27 @@ fn the_server_config_offers_h2_and_http11() {
 /// default certificate's name), the session tickets sent after it included; how it went.
 fn handshake(server: &Arc<ServerConfig>, client: &Arc<rustls::ClientConfig>) -> HandshakeKind {
     let name = rustls::pki_types::ServerName::try_from("ironlb.invalid").unwrap();
-    let mut c = rustls::ClientConnection::new(client.clone(), name).unwrap();
-    let mut s = rustls::ServerConnection::new(server.clone()).unwrap();
-    loop {
-        let mut moved = false;
-        let mut wire = Vec::new();
-        while c.wants_write() {
-            c.write_tls(&mut wire).unwrap();
-        }
-        if !wire.is_empty() {
-            s.read_tls(&mut wire.as_slice()).unwrap();
-            s.process_new_packets().unwrap();
-            moved = true;
-        }
-        let mut wire = Vec::new();
-        while s.wants_write() {
-            s.write_tls(&mut wire).unwrap();
-        }
-        if !wire.is_empty() {
-            c.read_tls(&mut wire.as_slice()).unwrap();
-            c.process_new_packets().unwrap();
-            moved = true;
-        }
-        if !moved {
-            break;
-        }
-    }
+    let mut c =
+        rustls::Connection::from(rustls::ClientConnection::new(client.clone(), name).unwrap());
+    let mut s = rustls::Connection::from(rustls::ServerConnection::new(server.clone()).unwrap());
+    // `|`, not `||`: both directions every turn.
+    while pump(&mut c, &mut s) | pump(&mut s, &mut c) {}
     assert!(!c.is_handshaking() && !s.is_handshaking());
     c.handshake_kind().unwrap()
+}
+
+/// Moves what `from` has to send into `to`; whether anything moved.
+fn pump(from: &mut rustls::Connection, to: &mut rustls::Connection) -> bool {
+    let mut wire = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut wire).unwrap();
+    }
+    if wire.is_empty() {
+        return false;
+    }
+    to.read_tls(&mut wire.as_slice()).unwrap();
+    to.process_new_packets().unwrap();
+    true
 }
 
 #[test]
