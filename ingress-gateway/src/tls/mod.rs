@@ -130,7 +130,7 @@ impl ResolvesServerCert for SnapshotCertResolver {
 const SESSION_CACHE: usize = 40_960;
 
 /// The listener's TLS configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`,
-/// certificates from the snapshot by SNI, a session cache of [`SESSION_CACHE`] (stateful
+/// certificates from the snapshot by SNI, a session cache of `SESSION_CACHE` (stateful
 /// resumption; no ticket keys, as ingress-nginx's default `ssl-session-tickets: false`).
 pub fn server_config(snapshot: SharedSnapshot) -> Result<Arc<ServerConfig>, TlsError> {
     let mut cfg = ServerConfig::builder_with_provider(provider())
