@@ -573,8 +573,9 @@ where
                 }
             },
         }
-        // Draining, idle or served its requests: GOAWAY, then the open streams finish, still watched; what
-        // hyper holds after the last of them must reach the client in time too.
+        // Draining, idle or served its requests: GOAWAY, then the open streams finish,
+        // still watched; what hyper holds after the last of them must reach the client
+        // in time too.
         closing = true;
         watch.closing();
         connection.as_mut().graceful_shutdown();

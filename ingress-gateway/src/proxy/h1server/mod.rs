@@ -13,8 +13,8 @@
 //! body, then the next request. Limits: `max_header_bytes` (431), `keepalive_timeout`
 //! (an idle keep-alive connection waits that long for the first byte of its next
 //! request, as nginx's `keepalive_timeout`), `keepalive_requests` (the last request on
-//! a connection is answered with `Connection: close`), `header_read_timeout` (from a head's first
-//! byte to its end: slowloris clients are closed), malformed or ambiguous framing 400,
+//! a connection is answered with `Connection: close`), `header_read_timeout` (from a
+//! head's first byte to its end: slowloris clients are closed), malformed or ambiguous framing 400,
 //! unknown transfer codings 501. Upgrades (WebSocket): a 101 from upstream splices the
 //! two connections. Drain: an idle connection closes at once, a busy one after its
 //! response (`Connection: close`). A connection closed with request bytes unread is
