@@ -96,6 +96,8 @@ pub fn down(state: &Path) -> anyhow::Result<()> {
 
 /// `ironlb-lab serve`: owns the lab until SIGTERM.
 pub async fn serve(repo: &Path, state: &Path) -> anyhow::Result<()> {
+    // Installed first: a SIGTERM during set-up still tears the lab down (at the end).
+    let shutdown = ironlb_runtime::signals::Shutdown::install()?;
     let lab = LabCluster::start(LabClusterConfig {
         name: Some(LAB_NAME.into()),
         gateways: true,
@@ -177,7 +179,7 @@ pub async fn serve(repo: &Path, state: &Path) -> anyhow::Result<()> {
     let tmp = state.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(&s)?)?;
     std::fs::rename(&tmp, state)?;
-    ironlb_runtime::signals::shutdown().await;
+    shutdown.recv().await;
     drop(lab);
     let _ = std::fs::remove_file(state);
     Ok(())

@@ -103,6 +103,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     // As the benchmark's nginx (`keepalive_requests 1000000`): load generators keep
     // their connections for the whole run.
     cfg.keepalive_requests = 1_000_000;
+    let signals = ironlb_runtime::signals::Shutdown::install()?;
     let shutdown = CancellationToken::new();
     let handle = proxy::serve(
         cfg,
@@ -115,11 +116,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         "listening on {}",
         handle.http_addr.context("no HTTP listener")?
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    signals.recv().await;
     shutdown.cancel();
     handle.wait().await;
     Ok(())

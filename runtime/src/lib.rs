@@ -2,7 +2,7 @@
 //!
 //! Every binary starts the same way: parse [`CommonArgs`], [`logging::init`], open the
 //! [`health`] server (`/healthz`, `/readyz`, `/metrics`), build a kube client with
-//! [`kube_client`], and run until [`signals::shutdown`] fires. Keeping this in one place
+//! [`kube_client`], and run until [`signals::Shutdown`] fires. Keeping this in one place
 //! is what makes the three binaries behave alike for an operator.
 
 pub mod health;
@@ -49,7 +49,7 @@ impl Process {
     ) -> anyhow::Result<Process> {
         logging::init(common.log_format);
         tracing::info!(component, version = env!("CARGO_PKG_VERSION"), "starting");
-        let shutdown = signals::shutdown_token();
+        let shutdown = signals::Shutdown::install()?.into_token();
         let readiness = health::Readiness::default();
         let health_addr = health::serve(
             common.health_listen,

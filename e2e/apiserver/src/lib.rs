@@ -233,6 +233,7 @@ impl Drop for ApiServer {
 
 /// Run a server alone until killed (`ironlb-lab apiserver --listen ... --kubeconfig ...`).
 pub async fn run_standalone(listen: SocketAddr, kubeconfig_path: &Path) -> anyhow::Result<()> {
+    let shutdown = ironlb_runtime::signals::Shutdown::install()?;
     let server = ApiServer::start(ApiServerConfig {
         listen,
         ..ApiServerConfig::default()
@@ -241,11 +242,6 @@ pub async fn run_standalone(listen: SocketAddr, kubeconfig_path: &Path) -> anyho
     server.write_kubeconfig(kubeconfig_path, server.admin_token())?;
     println!("API server: {}", server.url());
     println!("kubeconfig: {}", kubeconfig_path.display());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
+    shutdown.recv().await;
     Ok(())
 }

@@ -76,6 +76,8 @@ async fn main() -> anyhow::Result<()> {
         Some(tls) if args.tls_listen.is_empty() => tls.clone(),
         _ => plain,
     };
+    // Before the first `listening on` line: a test may send SIGTERM as soon as it reads it.
+    let shutdown = ironlb_runtime::signals::Shutdown::install()?;
     let mut handles = Vec::new();
     let listeners = args.listen.iter().map(|a| (a, &plain)).chain(
         args.tls_listen
@@ -95,11 +97,7 @@ async fn main() -> anyhow::Result<()> {
         handles.push(handle);
     }
     tracing::info!(service = %args.service, pod = %args.pod, "serving");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    shutdown.recv().await;
     tracing::info!("stopping");
     drop(handles);
     Ok(())

@@ -284,6 +284,16 @@ async fn the_binary_announces_its_listener_and_stops_on_sigterm() {
     stop_binary(child).await;
 }
 
+/// CI once saw the binary die of a SIGTERM sent right after its `listening on` line:
+/// the handler was installed only after the line. Many tries make that race show.
+#[tokio::test]
+async fn a_sigterm_right_after_the_announcement_is_a_clean_stop() {
+    for _ in 0..30 {
+        let (child, _) = start_binary(&["--listen", "127.0.0.1:0"], 1).await;
+        stop_binary(child).await;
+    }
+}
+
 #[tokio::test]
 async fn the_binary_serves_tls_from_pem_files() {
     let cert = rcgen::generate_simple_self_signed(vec!["bin.example.test".to_string()]).unwrap();
