@@ -5,6 +5,8 @@
 //! Everything uses rustls' `ring` provider explicitly, so no process-wide default
 //! provider has to be installed.
 
+mod sessions;
+
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -14,6 +16,7 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
 use crate::snapshot::SharedSnapshot;
+use sessions::SessionCache;
 
 /// Why a certificate could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +129,8 @@ impl ResolvesServerCert for SnapshotCertResolver {
 /// Sessions kept for resumption: about what ingress-nginx's `ssl_session_cache
 /// shared:SSL:10m` holds (some 4,000 a megabyte). rustls keeps 256 by default and sends
 /// two TLS 1.3 tickets a handshake, so a client's session was gone after some 128 other
-/// clients, and with it the cheap resumed handshake.
+/// clients, and with it the cheap resumed handshake. Kept in [`SessionCache`], whose
+/// take does not grow with the number kept.
 const SESSION_CACHE: usize = 40_960;
 
 /// The listener's TLS configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`,
@@ -139,7 +143,7 @@ pub fn server_config(snapshot: SharedSnapshot) -> Result<Arc<ServerConfig>, TlsE
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SnapshotCertResolver::new(snapshot)));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    cfg.session_storage = Arc::new(SessionCache::new(SESSION_CACHE));
     Ok(Arc::new(cfg))
 }
 
