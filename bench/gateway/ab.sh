@@ -12,13 +12,15 @@
 # (the proxy's own code; the rest is the kernel's TCP work, the same for every build),
 # then the medians of both and of requests/s.
 # PROTO=h2: HTTP/2 instead, h2load (h2c prior knowledge) with CONNS connections x 10
-# streams. Bounded: ROUNDS x (1 + builds) x ROUND_S seconds.
+# streams. PROTO=tls-new: wrk over HTTPS with a new connection per request (TLS 1.3,
+# mostly resumed handshakes), for what a handshake costs.
+# Bounded: ROUNDS x (1 + builds) x ROUND_S seconds.
 set -euo pipefail
 CONNS=${1:?connections}; ROUNDS=${2:?rounds}; shift 2
 [ $# -ge 1 ] || { echo "usage: $0 CONNS ROUNDS BENCH_GATEWAY_BIN..." >&2; exit 2; }
 ROUND_S=${ROUND_S:-3}
 PROTO=${PROTO:-h1}
-case $PROTO in h1 | h2) ;; *) echo "PROTO is h1 or h2, not $PROTO" >&2; exit 2 ;; esac
+case $PROTO in h1 | h2 | tls-new) ;; *) echo "PROTO is h1, h2 or tls-new, not $PROTO" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ECHO_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ironlb-echo
 [ -x "$ECHO_BIN" ] || (cd "$ROOT" && cargo build --release -q -p ironlb-echo --bin ironlb-echo)
@@ -27,27 +29,34 @@ ECHO_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ironlb-echo
 . "$(dirname "$0")/common.sh"
 
 start_echo 127.0.0.1:18180 1
-start_nginx 127.0.0.1:18180 127.0.0.1:18181 127.0.0.1:18182
+start_nginx 127.0.0.1:18180 127.0.0.1:18181 127.0.0.1:18182 127.0.0.1:18184
 NAMES=(nginx); PROCS=($NGINX_PID)
-if [ "$PROTO" = h2 ]; then PORTS=(18182); else PORTS=(18181); fi
+case $PROTO in h1) PORTS=(18181) ;; h2) PORTS=(18182) ;; tls-new) PORTS=(18184) ;; esac
 i=0
 for bin in "$@"; do
-    port=$((18190 + i)); i=$((i + 1))
-    taskset -c 0 "$bin" --listen "127.0.0.1:$port" --backend 127.0.0.1:18180 >/dev/null 2>&1 &
-    PIDS+=($!)
-    NAMES+=("$bin"); PORTS+=("$port"); PROCS+=($!)
+    # Each build: plain HTTP on 1819N, HTTPS on 1820N; the round uses the one PROTO needs.
+    port=$((18190 + i)) tls_port=$((18200 + i)); i=$((i + 1))
+    taskset -c 0 "$bin" --listen "127.0.0.1:$port" --https "127.0.0.1:$tls_port" \
+        --backend 127.0.0.1:18180 >/dev/null 2>&1 &
+    PIDS+=($!); PROCS+=($!)
+    if [ "$PROTO" = tls-new ]; then port=$tls_port; fi
+    NAMES+=("$bin"); PORTS+=("$port")
 done
 sleep 1
 
 # load PORT: requests/s of one round against the proxy on PORT.
 load() {
-    if [ "$PROTO" = h2 ]; then
+    case $PROTO in
+    h2)
         taskset -c 1 h2load -c "$CONNS" -m 10 -D "$ROUND_S" "http://127.0.0.1:$1/" 2>&1 |
-            awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i) ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }'
-    else
+            awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i) ~ /req\/s/) { gsub(",", "", $(i-1)); print $(i-1) } }' ;;
+    h1)
         taskset -c 1 wrk -t1 -c"$CONNS" -d"${ROUND_S}s" -H "Host: bench.example.com" \
-            "http://127.0.0.1:$1/" | awk '/^Requests\/sec/ { print $2 }'
-    fi
+            "http://127.0.0.1:$1/" | awk '/^Requests\/sec/ { print $2 }' ;;
+    tls-new)
+        taskset -c 1 wrk -t1 -c"$CONNS" -d"${ROUND_S}s" -H "Host: bench.example.com" \
+            -H "Connection: close" "https://127.0.0.1:$1/" | awk '/^Requests\/sec/ { print $2 }' ;;
+    esac
 }
 
 per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v r="$2" -v d="$ROUND_S" 'BEGIN { printf "%.2f", t / hz * 1e6 / (r * d) }'; }
