@@ -40,7 +40,7 @@
 //! request to the response head (504) and between two pieces of the response body (cut
 //! off); per route by `proxy-send-timeout` / `proxy-read-timeout`.
 
-mod balance;
+pub mod balance;
 mod body;
 mod h1codec;
 mod h1pool;
