@@ -2,16 +2,19 @@
 //!
 //! The proxy calls [`Metrics::observe_request`] once per request and
 //! [`Metrics::connection_opened`] / [`Metrics::connection_closed`] per client
-//! connection; the watch side calls [`Metrics::snapshot_swapped`] after every swap.
+//! connection; the watch side calls [`Metrics::snapshot_swapped`] after every swap,
+//! which also drops the request series of Ingresses and backends no longer routed to
+//! (as ingress-nginx does), so Ingress churn does not grow `/metrics` for ever.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ironlb_routes::{Backend, IngressRef, PortRef};
+use ironlb_routes::{Backend, IngressRef, PortRef, RouteTable};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -84,6 +87,9 @@ impl EncodeLabelValue for ServiceLabel {
 #[derive(Debug)]
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
+    /// Every label set `requests` has a series for: the family cannot list them, and a
+    /// swap must find the ones to drop.
+    series: Mutex<HashSet<RequestLabels>>,
     upstream_latency: Histogram,
     active_connections: Gauge,
     snapshot_swaps: Counter,
@@ -97,6 +103,7 @@ impl Metrics {
     pub fn new(registry: &mut Registry) -> Metrics {
         let m = Metrics {
             requests: Family::default(),
+            series: Mutex::default(),
             // 0.5 ms .. ~16 s
             upstream_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             active_connections: Gauge::default(),
@@ -144,7 +151,12 @@ impl Metrics {
     /// head when the request was proxied.
     pub fn observe_request(&self, labels: &RequestLabels, upstream: Option<Duration>) {
         // By reference: the labels are cloned only the first time they are seen.
-        self.requests.get_or_create(labels).inc();
+        if let Some(counter) = self.requests.get(labels) {
+            counter.inc();
+        } else {
+            self.series_mut().insert(labels.clone());
+            self.requests.get_or_create(labels).inc();
+        }
         if let Some(d) = upstream {
             self.upstream_latency.observe(d.as_secs_f64());
         }
@@ -160,11 +172,26 @@ impl Metrics {
         self.active_connections.dec();
     }
 
-    /// A new snapshot with `route_count` routes was swapped in.
-    pub fn snapshot_swapped(&self, route_count: usize) {
+    /// A new snapshot with `routes` was swapped in. Request series whose Ingress, or
+    /// whose Ingress and backend together, it no longer routes are dropped (a request
+    /// still finishing on the old snapshot may bring one back until the next swap).
+    pub fn snapshot_swapped(&self, routes: &RouteTable) {
         self.snapshot_swaps.inc();
         self.routes
-            .set(i64::try_from(route_count).unwrap_or(i64::MAX));
+            .set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
+        let routed = Routed::new(routes);
+        self.series_mut().retain(|labels| {
+            let keep = routed.has(labels);
+            if !keep {
+                self.requests.remove(labels);
+            }
+            keep
+        });
+    }
+
+    fn series_mut(&self) -> std::sync::MutexGuard<'_, HashSet<RequestLabels>> {
+        // A panic elsewhere leaves the set whole: insert and retain are single calls.
+        self.series.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A snapshot build (whether or not anything changed) took `took`.
@@ -201,6 +228,49 @@ impl Metrics {
     /// Currently open client connections.
     pub fn active_connections(&self) -> i64 {
         self.active_connections.get()
+    }
+}
+
+/// The Ingresses a route table names and the backends each sends requests to.
+struct Routed<'t> {
+    ingresses: HashSet<&'t IngressRef>,
+    pairs: HashSet<(&'t IngressRef, ServiceKey<'t>)>,
+}
+
+/// A backend as a metric label tells it: namespace, Service, port.
+type ServiceKey<'t> = (&'t str, &'t str, &'t PortRef);
+
+impl<'t> Routed<'t> {
+    fn new(table: &'t RouteTable) -> Self {
+        let mut routed = Routed {
+            ingresses: HashSet::new(),
+            pairs: HashSet::new(),
+        };
+        let targets = table.routes().iter().flat_map(|r| {
+            let canary = r.canary.as_ref().map(|c| (&*c.ingress, &*c.backend));
+            std::iter::once((&*r.ingress, &*r.backend)).chain(canary)
+        });
+        for (ingress, backend) in targets {
+            routed.ingresses.insert(ingress);
+            routed.pairs.insert((
+                ingress,
+                (&backend.namespace, &backend.service, &backend.port),
+            ));
+        }
+        routed
+    }
+
+    /// Whether a series with `labels` can still be counted: the gateway's own answers
+    /// outside any Ingress, an Ingress's own answers (redirects, refusals) while it is
+    /// routed, and its proxied requests while it still sends to that backend.
+    fn has(&self, labels: &RequestLabels) -> bool {
+        let Some(ingress) = labels.ingress.0.as_deref() else {
+            return true;
+        };
+        match labels.service.key() {
+            None => self.ingresses.contains(ingress),
+            Some(service) => self.pairs.contains(&(ingress, service)),
+        }
     }
 }
 
@@ -284,27 +354,48 @@ impl AccessLogEntry<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironlb_routes::{compile, EndpointSliceInput, IngressInput, Inputs, ServiceInput};
     use prometheus_client::encoding::text::encode;
+
+    /// Routes for the given Ingresses (namespace `shop`) over Services `web` and `api`.
+    fn table(ingresses: Vec<IngressInput>) -> RouteTable {
+        let services = ["web", "api"]
+            .map(|name| ServiceInput::new("shop", name).named_target("http", 80, "http"));
+        let slices = ["web", "api"].map(|name| {
+            EndpointSliceInput::new("shop", name)
+                .port("http", 8080)
+                .ready("192.0.2.10")
+        });
+        compile(&Inputs::new(ingresses, services, slices)).0
+    }
+
+    fn labels(ingress: Option<&str>, service: Option<&str>, status: u16) -> RequestLabels {
+        RequestLabels {
+            ingress: IngressLabel(ingress.map(|name| Arc::new(IngressRef::new("shop", name)))),
+            service: ServiceLabel(service.map(|name| {
+                Arc::new(Backend {
+                    namespace: "shop".into(),
+                    service: name.into(),
+                    port: PortRef::Number(80),
+                    endpoints: Arc::new(["192.0.2.10:8080".parse().unwrap()]),
+                    terminating_fallback: false,
+                })
+            })),
+            status,
+        }
+    }
 
     #[test]
     fn requests_and_swaps_show_up_in_the_exposition() {
         let mut registry = Registry::with_prefix("ironlb");
         let m = Metrics::new(&mut registry);
-        let backend = Backend {
-            namespace: "shop".into(),
-            service: "web".into(),
-            port: PortRef::Number(80),
-            endpoints: Arc::new(["192.0.2.10:8080".parse().unwrap()]),
-            terminating_fallback: false,
-        };
-        let labels = RequestLabels {
-            ingress: IngressLabel(Some(Arc::new(IngressRef::new("shop", "web")))),
-            service: ServiceLabel(Some(Arc::new(backend))),
-            status: 200,
-        };
+        let labels = labels(Some("web"), Some("web"), 200);
         m.observe_request(&labels, Some(Duration::from_millis(3)));
         m.observe_request(&labels, None);
-        m.snapshot_swapped(12);
+        m.snapshot_swapped(&table(vec![
+            IngressInput::new("shop", "web").prefix("a.example.com", "/", "web", 80),
+            IngressInput::new("shop", "api").prefix("a.example.com", "/api", "api", 80),
+        ]));
         m.connection_opened();
         assert_eq!(m.requests_with("shop/web", "shop/web:80", 200), 2);
         let mut text = String::new();
@@ -312,10 +403,48 @@ mod tests {
         assert!(text.contains(
             "ironlb_gateway_requests_total{ingress=\"shop/web\",service=\"shop/web:80\",status=\"200\"} 2"
         ));
-        assert!(text.contains("ironlb_gateway_routes 12"));
+        assert!(text.contains("ironlb_gateway_routes 2"));
         assert!(text.contains("ironlb_gateway_snapshot_swaps_total 1"));
         assert!(text.contains("ironlb_gateway_active_connections 1"));
         assert!(text.contains("ironlb_gateway_upstream_latency_seconds_count 1"));
+    }
+
+    #[test]
+    fn a_swap_drops_the_series_of_what_is_no_longer_routed() {
+        let mut registry = Registry::with_prefix("ironlb");
+        let m = Metrics::new(&mut registry);
+        let served = [
+            labels(Some("web"), Some("web"), 200),
+            labels(Some("web"), Some("api"), 200), // web sent to api before its change
+            labels(Some("web"), None, 308),        // web's own redirect
+            labels(Some("gone"), Some("api"), 502),
+            labels(Some("gone"), None, 403),
+            labels(None, None, 404), // the gateway's own page, outside any Ingress
+            labels(Some("web-canary"), Some("api"), 200),
+        ];
+        for l in &served {
+            m.observe_request(l, None);
+        }
+        m.snapshot_swapped(&table(vec![
+            IngressInput::new("shop", "web").prefix("a.example.com", "/", "web", 80),
+            IngressInput::new("shop", "web-canary")
+                .prefix("a.example.com", "/", "api", 80)
+                .annotation("nginx.ingress.kubernetes.io/canary", "true")
+                .annotation("nginx.ingress.kubernetes.io/canary-weight", "10"),
+        ]));
+        let kept: Vec<bool> = served.iter().map(|l| m.requests.get(l).is_some()).collect();
+        assert_eq!(kept, [true, false, true, false, false, true, true]);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(!text.contains("gone"), "{text}");
+        assert!(
+            !text.contains("ingress=\"shop/web\",service=\"shop/api:80\""),
+            "{text}"
+        );
+        assert_eq!(m.series_mut().len(), 4);
+        // Counting again after the swap starts the series afresh.
+        m.observe_request(&served[3], None);
+        assert_eq!(m.requests_with("shop/gone", "shop/api:80", 502), 1);
     }
 
     #[test]

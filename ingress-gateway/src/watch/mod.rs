@@ -501,8 +501,9 @@ pub async fn run(
         builder = returned;
         if let Some(next) = built.snapshot {
             let routes = next.routes.len();
-            snapshot.store(Arc::new(next));
-            metrics.snapshot_swapped(routes);
+            let next = Arc::new(next);
+            snapshot.store(next.clone());
+            metrics.snapshot_swapped(&next.routes);
             tracing::debug!(generation, routes, ?took, "snapshot swapped");
         }
         if first {
