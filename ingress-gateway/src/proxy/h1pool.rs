@@ -424,6 +424,33 @@ impl H1Pool {
         drop(expired);
     }
 
+    /// Lets go of every endpoint's connections idle past the idle timeout at `now`, and
+    /// of endpoints left without any. A checkin does this for its own endpoint; one that
+    /// left the snapshot (a replaced pod) gets no checkin again, and its idle
+    /// connections, up to `max_idle`, stayed open for good without this.
+    pub fn sweep(&self, now: Instant) {
+        let expired: Vec<Idle> = {
+            let mut map = self.idle.lock().expect("pool lock");
+            let mut expired = Vec::new();
+            map.retain(|_, list| {
+                let stale = list.partition_point(|i| {
+                    now.saturating_duration_since(i.since) > self.idle_timeout
+                });
+                expired.extend(list.drain(..stale));
+                !list.is_empty()
+            });
+            expired
+        };
+        // Closed outside the lock.
+        drop(expired);
+    }
+
+    /// Endpoints with idle connections (tests).
+    #[cfg(test)]
+    fn endpoints(&self) -> usize {
+        self.idle.lock().expect("pool lock").len()
+    }
+
     /// Idle connections kept for `endpoint` (tests).
     #[cfg(test)]
     fn idle_count(&self, endpoint: SocketAddr) -> usize {
@@ -482,5 +509,45 @@ mod tests {
         assert_eq!(pool.idle_count(addr), 1, "the two expired ones are gone");
         assert!(pool.checkout(addr).is_some());
         assert!(pool.checkout(addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_sweep_closes_the_idle_connections_of_an_endpoint_that_left() {
+        let (gone, mut gone_side) = {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let conn = clean_conn(addr).await;
+            let (server_side, _) = listener.accept().await.unwrap();
+            ((addr, conn), server_side)
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let staying = listener.local_addr().unwrap();
+        let _accepting = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                open.push(tcp);
+            }
+        });
+        let timeout = Duration::from_secs(60);
+        let pool = H1Pool::new(8, timeout);
+        pool.checkin(gone.0, gone.1);
+        let checked_in = Instant::now();
+        pool.sweep(checked_in + timeout / 2);
+        assert_eq!(
+            (pool.idle_count(gone.0), pool.endpoints()),
+            (1, 1),
+            "not yet due"
+        );
+        // Later: another endpoint was used, none of the first one's connections; the
+        // sweep comes when only the first one's are past the timeout.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        pool.checkin(staying, clean_conn(staying).await);
+        pool.sweep(checked_in + timeout + Duration::from_millis(10));
+        assert_eq!(pool.idle_count(gone.0), 0);
+        assert_eq!((pool.idle_count(staying), pool.endpoints()), (1, 1));
+        // The backend sees its connection closed.
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), gone_side.read(&mut byte));
+        assert_eq!(read.await.expect("closed in time").unwrap(), 0);
     }
 }

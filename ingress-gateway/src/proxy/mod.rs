@@ -272,6 +272,12 @@ pub async fn serve(
         .map(HeaderValue::from_str)
         .transpose()
         .context("HSTS header value")?;
+    let h1_pool = Arc::new(h1pool::H1Pool::new(1024, cfg.idle_timeout));
+    tokio::spawn(sweep_idle_upstreams(
+        Arc::downgrade(&h1_pool),
+        (cfg.idle_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(30)),
+        shutdown.clone(),
+    ));
     let proxy = Arc::new(Proxy {
         snapshot: snapshot.clone(),
         metrics: metrics.clone(),
@@ -293,7 +299,7 @@ pub async fn serve(
             idle_timeout: cfg.idle_timeout,
             max_idle_per_endpoint: 1024,
         }),
-        h1: Arc::new(h1pool::H1Pool::new(1024, cfg.idle_timeout)),
+        h1: h1_pool.clone(),
         balancer: Default::default(),
     });
 
@@ -374,6 +380,24 @@ fn tune(stream: &TcpStream, keepalive: &TcpKeepalive, client: SocketAddr) {
         .and_then(|()| SockRef::from(stream).set_tcp_keepalive(keepalive));
     if let Err(e) = set {
         tracing::debug!(%client, error = %e, "setting socket options failed");
+    }
+}
+
+/// Sweeps the HTTP/1.1 upstream pool every `every` until shutdown (or the pool is gone),
+/// so that idle connections are closed after the idle timeout also when no request goes
+/// to their endpoint again.
+async fn sweep_idle_upstreams(
+    pool: std::sync::Weak<h1pool::H1Pool>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let Some(pool) = pool.upgrade() else { return };
+        pool.sweep(std::time::Instant::now());
     }
 }
 
