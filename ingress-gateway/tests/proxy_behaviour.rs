@@ -1457,6 +1457,42 @@ async fn websocket_frames_round_trip() {
     .expect("websocket round trip in time");
 }
 
+#[tokio::test]
+async fn a_websocket_silent_for_the_read_timeout_is_closed() {
+    use ironlb_echo::ws;
+    use tokio::io::AsyncReadExt;
+    let b = Backends::new().service("ws", &[pod("ws", "ws-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("ws")
+        .prefix("ws.example.com", "/", "ws", 80)
+        .annotation("nginx.ingress.kubernetes.io/proxy-read-timeout", "1")]))
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        ws::client_handshake(&mut stream, "ws.example.com", "/chat")
+            .await
+            .unwrap();
+        ws::write_frame(&mut stream, &ws::Frame::text("hello"), Some([1, 2, 3, 4]))
+            .await
+            .unwrap();
+        assert_eq!(
+            ws::read_frame(&mut stream).await.unwrap().unwrap(),
+            ws::Frame::text("hello")
+        );
+    })
+    .await
+    .expect("websocket round trip in time");
+    // Then silence both ways: the gateway closes the connection after the read timeout
+    // (before this change it stayed open for ever), and not before it.
+    let silent_since = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut rest))
+        .await
+        .expect("closed within the wait")
+        .unwrap();
+    assert!(silent_since.elapsed() >= Duration::from_millis(900));
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
 // === live configuration ===
 
 #[tokio::test]

@@ -79,7 +79,12 @@ const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// The upstream's side of a protocol upgrade, carried in a 101 response's extensions
 /// to the HTTP/1.1 server side, which splices it with the client's connection.
 #[derive(Clone)]
-pub(crate) struct UpstreamUpgrade(pub hyper::upgrade::OnUpgrade);
+pub(crate) struct UpstreamUpgrade {
+    pub upstream: hyper::upgrade::OnUpgrade,
+    /// The route's read timeout (`proxy-read-timeout`): nothing moving either way that
+    /// long ends the spliced connection, as nginx ends an upgraded one.
+    pub idle: Duration,
+}
 
 /// Why an upstream exchange failed.
 struct SendFailure {
@@ -618,7 +623,10 @@ impl Proxy {
                 let (mut rparts, body) = match resp {
                     UpstreamResponse::Client(mut resp) => {
                         if resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrading {
-                            let upstream = UpstreamUpgrade(hyper::upgrade::on(&mut resp));
+                            let upstream = UpstreamUpgrade {
+                                upstream: hyper::upgrade::on(&mut resp),
+                                idle: timeouts.read,
+                            };
                             let (mut parts, _) = resp.into_parts();
                             parts.extensions.insert(upstream);
                             return Response::from_parts(parts, ProxyBody::empty());

@@ -46,6 +46,7 @@ use super::body::{ClientBody, ProxyBody};
 use super::h1codec;
 use super::handler::{page, ConnInfo, Proxy, UpstreamUpgrade};
 use super::inactivity::InactivityTimer;
+use super::inactivity::{copy_both_ways, CopyEnd};
 
 /// Limits of the HTTP/1.1 server side.
 #[derive(Debug, Clone, Copy)]
@@ -605,13 +606,14 @@ async fn lingering_close<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
     let _ = tokio::time::timeout(LINGER_TIME, read_out).await;
 }
 
-/// Copies bytes both ways between the client and the upgraded upstream connection;
-/// bytes the client sent after its request head go first.
+/// Copies bytes both ways between the client and the upgraded upstream connection until
+/// both close or nothing moves for the route's read timeout; bytes the client sent after
+/// its request head go first.
 async fn splice<S>(io: &mut S, read: &mut BytesMut, upgrade: UpstreamUpgrade, conn: ConnInfo)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let upstream = match upgrade.0.await {
+    let upstream = match upgrade.upstream.await {
         Ok(upstream) => upstream,
         Err(e) => {
             tracing::debug!(client = %conn.client, error = %e, "upstream upgrade failed");
@@ -626,8 +628,14 @@ where
         }
         read.clear();
     }
-    if let Err(e) = tokio::io::copy_bidirectional(io, &mut upstream).await {
-        tracing::debug!(client = %conn.client, error = %e, "upgraded connection ended");
+    match copy_both_ways(io, &mut upstream, upgrade.idle).await {
+        Ok(CopyEnd::Closed) => {}
+        Ok(CopyEnd::Idle) => {
+            tracing::debug!(client = %conn.client, idle = ?upgrade.idle, "upgraded connection idle for the read timeout; closed");
+        }
+        Err(e) => {
+            tracing::debug!(client = %conn.client, error = %e, "upgraded connection ended");
+        }
     }
 }
 
