@@ -10,7 +10,8 @@
 # every round and, at the end, each one's lowest CPU µs per request (the least disturbed
 # round: single runs on a shared VM drift by ±15 %) and lowest user-time µs per request
 # (the proxy's own code; the rest is the kernel's TCP work, the same for every build),
-# then the medians of both and of requests/s.
+# then the medians of both and of requests/s, and each one's CPU per request and RSS in
+# the first and the last round: many rounds make this a soak test.
 # PROTO=h2: HTTP/2 instead, h2load (h2c prior knowledge) with CONNS connections x 10
 # streams. PROTO=tls-new: wrk over HTTPS with a new connection per request (TLS 1.3,
 # mostly resumed handshakes), for what a handshake costs.
@@ -61,7 +62,7 @@ load() {
 
 per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v r="$2" -v d="$ROUND_S" 'BEGIN { printf "%.2f", t / hz * 1e6 / (r * d) }'; }
 lower() { [ -z "$2" ] || awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
-declare -a BEST BEST_USER ALL ALL_USER ALL_RPS
+declare -a BEST BEST_USER ALL ALL_USER ALL_RPS FIRST LAST
 for round in $(seq 1 "$ROUNDS"); do
     for k in "${!NAMES[@]}"; do
         t0=$(cpu_ticks "${PROCS[$k]}"); u0=$(user_ticks "${PROCS[$k]}")
@@ -71,11 +72,17 @@ for round in $(seq 1 "$ROUNDS"); do
         ALL[$k]="${ALL[$k]:-} $us"; ALL_USER[$k]="${ALL_USER[$k]:-} $user"; ALL_RPS[$k]="${ALL_RPS[$k]:-} $rps"
         if lower "$us" "${BEST[$k]:-}"; then BEST[$k]=$us; fi
         if lower "$user" "${BEST_USER[$k]:-}"; then BEST_USER[$k]=$user; fi
-        echo "round $round ${NAMES[$k]} rps=$rps cpu_us_per_req=$us user_us_per_req=$user"
+        rss=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/${PROCS[$k]}/status")
+        if [ "$round" = 1 ]; then FIRST[$k]="$us $rss"; fi
+        LAST[$k]="$us $rss"
+        echo "round $round ${NAMES[$k]} rps=$rps cpu_us_per_req=$us user_us_per_req=$user rss_mib=$rss"
     done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for k in "${!NAMES[@]}"; do
     echo "MIN ${NAMES[$k]} ${BEST[$k]} user ${BEST_USER[$k]}"
     echo "MEDIAN ${NAMES[$k]} $(median <<<"${ALL[$k]}") user $(median <<<"${ALL_USER[$k]}") rps $(median <<<"${ALL_RPS[$k]}")"
+    # What grows with what was served (a cache searched end to end, a leak) shows here.
+    read -r c0 r0 <<<"${FIRST[$k]}"; read -r c1 r1 <<<"${LAST[$k]}"
+    echo "DRIFT ${NAMES[$k]} first->last round: cpu_us_per_req $c0 -> $c1, rss_mib $r0 -> $r1"
 done
