@@ -8,7 +8,7 @@
 //! keeps a taken key until the key reaches the front or the order is compacted.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rustls::server::StoresServerSessions;
 
@@ -17,10 +17,11 @@ use rustls::server::StoresServerSessions;
 pub struct Sessions {
     max: usize,
     /// Each session by key, with the number of the put that stored it.
-    by_key: HashMap<Vec<u8>, (u64, Vec<u8>)>,
-    /// Keys in the order they were put, with that put's number. An entry whose number is
-    /// not its key's in `by_key` (taken, or put again since) is stale and skipped.
-    order: VecDeque<(u64, Vec<u8>)>,
+    by_key: HashMap<Arc<[u8]>, (u64, Vec<u8>)>,
+    /// Keys in the order they were put (the same allocation as in `by_key`), with that
+    /// put's number. An entry whose number is not its key's in `by_key` (taken, or put
+    /// again since) is stale and skipped.
+    order: VecDeque<(u64, Arc<[u8]>)>,
     puts: u64,
 }
 
@@ -39,6 +40,7 @@ impl Sessions {
     /// the oldest sessions beyond `max`.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.puts += 1;
+        let key: Arc<[u8]> = key.into();
         self.order.push_back((self.puts, key.clone()));
         self.by_key.insert(key, (self.puts, value));
         while self.by_key.len() > self.max {
@@ -54,7 +56,7 @@ impl Sessions {
         if self.order.len() > 2 * self.max.max(1) {
             let by_key = &self.by_key;
             self.order
-                .retain(|(put, key)| by_key.get(key).is_some_and(|(p, _)| p == put));
+                .retain(|(put, key)| by_key.get(&**key).is_some_and(|(p, _)| p == put));
         }
     }
 
