@@ -1436,12 +1436,10 @@ async fn round_robin_by_annotation_visits_every_endpoint() {
 
 // === upgrades ===
 
-#[tokio::test]
-async fn websocket_frames_round_trip() {
+/// Connects to the gateway, upgrades to a WebSocket on `ws.example.com` and has one
+/// text frame echoed; returns the open connection.
+async fn websocket_hello(gw: &Gateway) -> tokio::net::TcpStream {
     use ironlb_echo::ws;
-    let b = Backends::new().service("ws", &[pod("ws", "ws-1")]).await;
-    let gw = Gateway::start(&b.inputs(vec![ingress("ws").prefix("ws.example.com", "/", "ws", 80)]))
-        .await;
     let mut stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
     tokio::time::timeout(WAIT, async {
         ws::client_handshake(&mut stream, "ws.example.com", "/chat")
@@ -1455,32 +1453,26 @@ async fn websocket_frames_round_trip() {
     })
     .await
     .expect("websocket round trip in time");
+    stream
+}
+
+#[tokio::test]
+async fn websocket_frames_round_trip() {
+    let b = Backends::new().service("ws", &[pod("ws", "ws-1")]).await;
+    let gw = Gateway::start(&b.inputs(vec![ingress("ws").prefix("ws.example.com", "/", "ws", 80)]))
+        .await;
+    websocket_hello(&gw).await;
 }
 
 #[tokio::test]
 async fn a_websocket_silent_for_the_read_timeout_is_closed() {
-    use ironlb_echo::ws;
     use tokio::io::AsyncReadExt;
     let b = Backends::new().service("ws", &[pod("ws", "ws-1")]).await;
     let gw = Gateway::start(&b.inputs(vec![ingress("ws")
         .prefix("ws.example.com", "/", "ws", 80)
         .annotation("nginx.ingress.kubernetes.io/proxy-read-timeout", "1")]))
     .await;
-    let mut stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        ws::client_handshake(&mut stream, "ws.example.com", "/chat")
-            .await
-            .unwrap();
-        ws::write_frame(&mut stream, &ws::Frame::text("hello"), Some([1, 2, 3, 4]))
-            .await
-            .unwrap();
-        assert_eq!(
-            ws::read_frame(&mut stream).await.unwrap().unwrap(),
-            ws::Frame::text("hello")
-        );
-    })
-    .await
-    .expect("websocket round trip in time");
+    let mut stream = websocket_hello(&gw).await;
     // Then silence both ways: the gateway closes the connection after the read timeout
     // (before this change it stayed open for ever), and not before it.
     let silent_since = std::time::Instant::now();

@@ -490,16 +490,22 @@ mod tests {
         conn
     }
 
-    #[tokio::test]
-    async fn a_checkin_lets_go_of_connections_idle_past_the_timeout() {
+    /// A backend that accepts connections and holds them open, saying nothing.
+    async fn holding_backend() -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let _accepting = tokio::spawn(async move {
+        tokio::spawn(async move {
             let mut open = Vec::new();
             while let Ok((tcp, _)) = listener.accept().await {
                 open.push(tcp);
             }
         });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_checkin_lets_go_of_connections_idle_past_the_timeout() {
+        let addr = holding_backend().await;
         let pool = H1Pool::new(8, Duration::from_millis(100));
         pool.checkin(addr, clean_conn(addr).await);
         pool.checkin(addr, clean_conn(addr).await);
@@ -520,14 +526,7 @@ mod tests {
             let (server_side, _) = listener.accept().await.unwrap();
             ((addr, conn), server_side)
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let staying = listener.local_addr().unwrap();
-        let _accepting = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((tcp, _)) = listener.accept().await {
-                open.push(tcp);
-            }
-        });
+        let staying = holding_backend().await;
         let timeout = Duration::from_secs(60);
         let pool = H1Pool::new(8, timeout);
         pool.checkin(gone.0, gone.1);
