@@ -277,8 +277,11 @@ struct LoopState {
     /// What this speaker last wrote per Service, with the condition the store showed
     /// then: an unchanged report is not rewritten while the store has not caught up,
     /// but is rewritten if someone else's write replaced it since.
-    written: HashMap<ServiceKey, (Condition, Option<Condition>)>,
-    refused_reported: HashSet<(ServiceKey, String)>,
+    written: HashMap<Instance, (Condition, Option<Condition>)>,
+    /// The refused external IPs (Service, "ip why") of the last plan this speaker
+    /// reported for: an Event goes out for each new one, and one that went away and came
+    /// back, or whose Service was created again, gets one again.
+    refused_reported: HashSet<(Instance, String)>,
     metrics: Metrics,
     writes: mpsc::UnboundedSender<Write>,
 }
@@ -345,6 +348,12 @@ impl LoopState {
             }
         }
         let reporter = plan::reporter(live.iter().map(String::as_str));
+        let uid_of: HashMap<ServiceKey, Option<String>> = world
+            .services
+            .iter()
+            .map(|s| (ServiceKey::of(s), s.metadata.uid.clone()))
+            .collect();
+        let instance = |key: &ServiceKey| (key.clone(), uid_of.get(key).cloned().flatten());
         for r in report::reports(&the_plan, &self.me, reporter, &my_ifaces) {
             let current = world
                 .services
@@ -352,12 +361,13 @@ impl LoopState {
                 .find(|s| ServiceKey::of(s) == r.service)
                 .and_then(current_condition);
             let want = (r.announced, r.reason.clone(), r.message.clone());
+            let service = instance(&r.service);
             if current.as_ref() == Some(&want)
-                || self.written.get(&r.service) == Some(&(want.clone(), current.clone()))
+                || self.written.get(&service) == Some(&(want.clone(), current.clone()))
             {
                 continue;
             }
-            self.written.insert(r.service.clone(), (want, current));
+            self.written.insert(service, (want, current));
             let event = Event {
                 type_: if r.announced {
                     EventType::Normal
@@ -379,12 +389,20 @@ impl LoopState {
                 event: Some(event),
             });
         }
+        // Only Services that still exist are remembered: entries for deleted ones would
+        // pile up for the speaker's lifetime.
+        self.written
+            .retain(|(key, uid), _| uid_of.get(key).is_some_and(|u| u == uid));
+        let reported = std::mem::take(&mut self.refused_reported);
         if reporter == Some(self.me.as_str()) {
             for refused in &the_plan.refused {
-                if self.refused_reported.insert((
-                    refused.service.clone(),
+                let key = (
+                    instance(&refused.service),
                     format!("{} {}", refused.ip, refused.why),
-                )) {
+                );
+                let new = !reported.contains(&key);
+                self.refused_reported.insert(key);
+                if new {
                     let _ = self.writes.send(Write {
                         service: refused.service.clone(),
                         report: None,
@@ -407,6 +425,10 @@ impl LoopState {
 
 /// (status, reason, message) of a condition.
 type Condition = (bool, String, String);
+
+/// A Service as one object: its name and UID (one created again under the same name is
+/// another, and gets its condition and Events afresh).
+type Instance = (ServiceKey, Option<String>);
 
 fn current_condition(svc: &Service) -> Option<Condition> {
     svc.status

@@ -144,7 +144,16 @@ async fn assign(c: &TestCluster, svc: Service, ip: Option<&str>) {
     }
 }
 
-async fn event_for(c: &TestCluster, service: &str, reason: &str) -> Option<Event> {
+/// Which object an Event is about.
+#[derive(Clone, Copy)]
+enum About<'a> {
+    /// Any object of this name (in `default`).
+    Name(&'a str),
+    /// The object with this UID.
+    Uid(&'a str),
+}
+
+async fn event_for(c: &TestCluster, about: About<'_>, reason: &str) -> Option<Event> {
     let events: Api<Event> = Api::namespaced(c.admin.clone(), "default");
     events
         .list(&Default::default())
@@ -153,14 +162,34 @@ async fn event_for(c: &TestCluster, service: &str, reason: &str) -> Option<Event
         .items
         .into_iter()
         .find(|e| {
-            e.reason.as_deref() == Some(reason)
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service)
+            let regarding = e.regarding.as_ref();
+            let field = match about {
+                About::Name(_) => regarding.and_then(|r| r.name.as_deref()),
+                About::Uid(_) => regarding.and_then(|r| r.uid.as_deref()),
+            };
+            let (About::Name(wanted) | About::Uid(wanted)) = about;
+            e.reason.as_deref() == Some(reason) && field == Some(wanted)
         })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_an_l2announcement_the_service_is_told_why_and_keeps_the_controllers_status() {
-    let c = cluster().await;
+/// The speaker's condition on Service `name` (only if its UID is `uid`, when given).
+async fn announced_condition(
+    services: &Api<Service>,
+    name: &str,
+    uid: Option<&str>,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let svc = services.get(name).await.ok()?;
+    if uid.is_some_and(|u| svc.metadata.uid.as_deref() != Some(u)) {
+        return None;
+    }
+    svc.status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == CONDITION_ANNOUNCED)
+}
+
+/// The IPPool `lan` (192.0.2.100-192.0.2.199).
+async fn create_pool_lan(c: &TestCluster) {
     Api::<ironlb_api::IPPool>::all(c.admin.clone())
         .create(
             &PostParams::default(),
@@ -168,19 +197,18 @@ async fn without_an_l2announcement_the_service_is_told_why_and_keeps_the_control
         )
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_l2announcement_the_service_is_told_why_and_keeps_the_controllers_status() {
+    let c = cluster().await;
+    create_pool_lan(&c).await;
     let _speaker = start_speaker(&c);
     assign(&c, Svc::lb("web").build(), Some("192.0.2.100")).await;
 
     let services: Api<Service> = Api::namespaced(c.admin.clone(), "default");
     let condition = wait_until("the announced condition", WAIT, || {
-        let services = services.clone();
-        async move {
-            let svc = services.get("web").await.ok()?;
-            svc.status?
-                .conditions?
-                .into_iter()
-                .find(|c| c.type_ == CONDITION_ANNOUNCED)
-        }
+        announced_condition(&services, "web", None)
     })
     .await
     .unwrap();
@@ -196,7 +224,7 @@ async fn without_an_l2announcement_the_service_is_told_why_and_keeps_the_control
     assert_eq!(ingress[0].ip.as_deref(), Some("192.0.2.100"));
 
     let event = wait_until("a NotAnnounced Event", WAIT, || {
-        event_for(&c, "web", "NotAnnounced")
+        event_for(&c, About::Name("web"), "NotAnnounced")
     })
     .await
     .unwrap();
@@ -217,7 +245,7 @@ async fn external_ips_are_refused_with_a_warning_event_when_not_enabled() {
     svc.metadata.namespace = Some("default".into());
     assign(&c, svc, None).await;
     let event = wait_until("an ExternalIPRefused Event", WAIT, || {
-        event_for(&c, "ext", "ExternalIPRefused")
+        event_for(&c, About::Name("ext"), "ExternalIPRefused")
     })
     .await
     .unwrap();
@@ -225,4 +253,50 @@ async fn external_ips_are_refused_with_a_warning_event_when_not_enabled() {
     let note = event.note.unwrap();
     assert!(note.contains("203.0.113.5"), "{note}");
     assert!(note.contains("--externalips-enabled is off"), "{note}");
+}
+
+/// A Service deleted and created again under the same name is another object: it gets
+/// its condition and its Warning Events afresh. (The speaker remembered what it had
+/// written by name, for good: the second `web` never got its condition, the second
+/// `ext` no Event.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_created_again_gets_its_condition_and_events_again() {
+    let c = cluster().await;
+    create_pool_lan(&c).await;
+    let _speaker = start_speaker(&c);
+    let services: Api<Service> = Api::namespaced(c.admin.clone(), "default");
+    for round in 1..=2 {
+        assign(&c, Svc::lb("web").build(), Some("192.0.2.100")).await;
+        let mut ext = Svc::of_type("ext", "ClusterIP")
+            .external_ips(&["203.0.113.5"])
+            .build();
+        ext.metadata.namespace = Some("default".into());
+        assign(&c, ext, None).await;
+        let web_uid = services.get("web").await.unwrap().metadata.uid.unwrap();
+        let ext_uid = services.get("ext").await.unwrap().metadata.uid.unwrap();
+        wait_until(&format!("web's condition, round {round}"), WAIT, || {
+            announced_condition(&services, "web", Some(&web_uid))
+        })
+        .await
+        .unwrap();
+        wait_until(&format!("ext's Event, round {round}"), WAIT, || {
+            event_for(&c, About::Uid(&ext_uid), "ExternalIPRefused")
+        })
+        .await
+        .unwrap();
+        for name in ["web", "ext"] {
+            services.delete(name, &Default::default()).await.unwrap();
+        }
+        wait_until("both deleted", WAIT, || {
+            let services = services.clone();
+            async move {
+                let left = services.list(&Default::default()).await.ok()?.items;
+                left.iter()
+                    .all(|s| !matches!(s.metadata.name.as_deref(), Some("web" | "ext")))
+                    .then_some(())
+            }
+        })
+        .await
+        .unwrap();
+    }
 }
