@@ -348,18 +348,17 @@ impl LoopState {
             }
         }
         let reporter = plan::reporter(live.iter().map(String::as_str));
-        let uid_of: HashMap<ServiceKey, Option<String>> = world
+        let by_key: HashMap<ServiceKey, &Service> = world
             .services
             .iter()
-            .map(|s| (ServiceKey::of(s), s.metadata.uid.clone()))
+            .map(|s| (ServiceKey::of(s), s))
             .collect();
-        let instance = |key: &ServiceKey| (key.clone(), uid_of.get(key).cloned().flatten());
+        let instance = |key: &ServiceKey| {
+            let uid = by_key.get(key).and_then(|s| s.metadata.uid.clone());
+            (key.clone(), uid)
+        };
         for r in report::reports(&the_plan, &self.me, reporter, &my_ifaces) {
-            let current = world
-                .services
-                .iter()
-                .find(|s| ServiceKey::of(s) == r.service)
-                .and_then(current_condition);
+            let current = by_key.get(&r.service).and_then(|s| current_condition(s));
             let want = (r.announced, r.reason.clone(), r.message.clone());
             let service = instance(&r.service);
             if current.as_ref() == Some(&want)
@@ -392,7 +391,7 @@ impl LoopState {
         // Only Services that still exist are remembered: entries for deleted ones would
         // pile up for the speaker's lifetime.
         self.written
-            .retain(|(key, uid), _| uid_of.get(key).is_some_and(|u| u == uid));
+            .retain(|(key, uid), _| by_key.get(key).is_some_and(|s| s.metadata.uid == *uid));
         let reported = std::mem::take(&mut self.refused_reported);
         if reporter == Some(self.me.as_str()) {
             for refused in &the_plan.refused {
