@@ -411,10 +411,7 @@ impl H1Pool {
         let expired: Vec<Idle> = {
             let mut map = self.idle.lock().expect("pool lock");
             let list = map.entry(endpoint).or_default();
-            // Oldest first: the expired ones are a prefix.
-            let stale = list
-                .partition_point(|i| now.saturating_duration_since(i.since) > self.idle_timeout);
-            let expired = list.drain(..stale).collect();
+            let expired = self.take_expired(list, now).collect();
             if list.len() < self.max_idle {
                 list.push(Idle { conn, since: now });
             }
@@ -433,16 +430,21 @@ impl H1Pool {
             let mut map = self.idle.lock().expect("pool lock");
             let mut expired = Vec::new();
             map.retain(|_, list| {
-                let stale = list.partition_point(|i| {
-                    now.saturating_duration_since(i.since) > self.idle_timeout
-                });
-                expired.extend(list.drain(..stale));
+                expired.extend(self.take_expired(list, now));
                 !list.is_empty()
             });
             expired
         };
         // Closed outside the lock.
         drop(expired);
+    }
+
+    /// Takes out of `list` the connections idle past the idle timeout at `now`: oldest
+    /// first, so they are a prefix.
+    fn take_expired<'l>(&self, list: &'l mut Vec<Idle>, now: Instant) -> std::vec::Drain<'l, Idle> {
+        let stale =
+            list.partition_point(|i| now.saturating_duration_since(i.since) > self.idle_timeout);
+        list.drain(..stale)
     }
 
     /// Endpoints with idle connections (tests).
