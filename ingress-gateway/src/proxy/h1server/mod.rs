@@ -45,8 +45,7 @@ use codec::{ConnectionField, RequestBodyFraming, RequestError, RequestHead, Resp
 use super::body::{ClientBody, ProxyBody};
 use super::h1codec;
 use super::handler::{page, ConnInfo, Proxy, UpstreamUpgrade};
-use super::inactivity::InactivityTimer;
-use super::inactivity::{copy_both_ways, CopyEnd};
+use super::inactivity::{copy_both_ways, CopyEnd, InactivityTimer};
 
 /// Limits of the HTTP/1.1 server side.
 #[derive(Debug, Clone, Copy)]
