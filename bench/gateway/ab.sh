@@ -72,7 +72,7 @@ for round in $(seq 1 "$ROUNDS"); do
         ALL[$k]="${ALL[$k]:-} $us"; ALL_USER[$k]="${ALL_USER[$k]:-} $user"; ALL_RPS[$k]="${ALL_RPS[$k]:-} $rps"
         if lower "$us" "${BEST[$k]:-}"; then BEST[$k]=$us; fi
         if lower "$user" "${BEST_USER[$k]:-}"; then BEST_USER[$k]=$user; fi
-        rss=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/${PROCS[$k]}/status")
+        rss=$(rss_mib "${PROCS[$k]}")
         if [ "$round" = 1 ]; then FIRST[$k]="$us $rss"; fi
         LAST[$k]="$us $rss"
         echo "round $round ${NAMES[$k]} rps=$rps cpu_us_per_req=$us user_us_per_req=$user rss_mib=$rss"

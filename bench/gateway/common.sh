@@ -1,6 +1,6 @@
 # Sourced by bench/gateway/run.sh and ab.sh: one temporary directory and process list
-# cleaned up on exit, the CPU-time readers, and the one nginx configuration both
-# compare against.
+# cleaned up on exit, the CPU-time and memory readers, and the one nginx configuration
+# both compare against.
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -14,6 +14,8 @@ trap cleanup EXIT
 # CPU time (user + system, clock ticks) process $1 used so far, and its user time alone.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 user_ticks() { awk '{ print $14 }' "/proc/$1/stat"; }
+# Resident memory of process $1 in MiB.
+rss_mib() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # write_nginx_conf DIR ECHO_ADDR H1_ADDR [H2_ADDR] [TLS_ADDR]: nginx as ingress-nginx
 # would run it for the benchmark (one worker, master_process off, upstream keepalive,

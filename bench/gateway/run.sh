@@ -80,7 +80,6 @@ load_core_ticks() { awk -v c="cpu$LOAD_CPU" '$1 == c { print $2 + $3 + $4 + $7 +
 busy_pct() { awk -v b0="$1" -v i0="$2" -v b1="$3" -v i1="$4" 'BEGIN { t = (b1 - b0) + (i1 - i0); if (t > 0) printf "%.0f", 100 * (b1 - b0) / t; else print "n/a" }'; }
 # Microseconds of CPU per request: robust against other load on the machine.
 us_per_req() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v rps="$2" -v d="${3:-$DURATION}" 'BEGIN { if (rps > 0) printf "%.1f", t / hz * 1e6 / (rps * d); else print "n/a" }'; }
-rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 # wrk URL CONNS [SECS] [HEADER]: prints "rps p50_ms p99_ms"
 run_wrk() {
