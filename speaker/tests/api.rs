@@ -163,11 +163,10 @@ async fn event_for(c: &TestCluster, about: About<'_>, reason: &str) -> Option<Ev
         .into_iter()
         .find(|e| {
             let regarding = e.regarding.as_ref();
-            let field = match about {
-                About::Name(_) => regarding.and_then(|r| r.name.as_deref()),
-                About::Uid(_) => regarding.and_then(|r| r.uid.as_deref()),
+            let (field, wanted) = match about {
+                About::Name(name) => (regarding.and_then(|r| r.name.as_deref()), name),
+                About::Uid(uid) => (regarding.and_then(|r| r.uid.as_deref()), uid),
             };
-            let (About::Name(wanted) | About::Uid(wanted)) = about;
             e.reason.as_deref() == Some(reason) && field == Some(wanted)
         })
 }
